@@ -1,0 +1,4 @@
+//! Accounts: users and their passwords.
+
+pub mod passwords;
+pub mod users;

@@ -1,0 +1,85 @@
+//! Password hashing: argon2id at the OWASP parameters (the crate's defaults), always off the
+//! async executor and with a bound on concurrent hashes (each takes 19 MiB).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+
+/// Hashes and verifies passwords on the blocking pool, at most `max_concurrent` at a time.
+#[derive(Clone)]
+pub struct Passwords {
+    permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passwords").finish_non_exhaustive()
+    }
+}
+
+impl Passwords {
+    /// A hasher allowing `max_concurrent` hashes at once (memory: 19 MiB each).
+    pub fn new(max_concurrent: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+        }
+    }
+
+    /// Hashes a password into a PHC string.
+    pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .context("password hasher closed")?;
+        tokio::task::spawn_blocking(move || hash_blocking(password.expose_secret()))
+            .await
+            .context("password hashing task")?
+    }
+}
+
+/// Hashes a password on the current thread (CLI and bootstrap, which are not on the executor).
+pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))
+}
+
+/// Whether `password` matches the PHC string `hash`.
+pub fn verify_blocking(password: &str, hash: &str) -> bool {
+    Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
+}
+
+/// A random password for accounts whose password nobody chose (the bootstrap admin):
+/// 24 characters from an alphabet without look-alikes, about 140 bits.
+pub fn generate_password() -> SecretString {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+    let mut rng = rand::rngs::OsRng;
+    let password: String = (0..24)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    SecretString::from(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_with_owasp_argon2id_parameters() {
+        let hash = hash_blocking("correct horse battery staple").unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(verify_blocking("correct horse battery staple", &hash));
+        assert!(!verify_blocking("wrong", &hash));
+    }
+}

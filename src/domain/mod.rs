@@ -1,0 +1,33 @@
+//! Pure values that parse their input at the door: no I/O, no actix, no diesel.
+//!
+//! Anything that reaches a capability function has been through one of these parsers, so the
+//! functions below the handlers never re-check a format.
+
+mod client;
+mod email;
+mod permission;
+mod scope;
+mod time;
+mod token;
+mod username;
+
+pub use client::{
+    ApplicationType, AuthMethod, ClientId, GrantType, RedirectUri, ResponseType, SigningAlg,
+};
+pub use email::Email;
+pub use permission::{Permission, PermissionSet};
+pub use scope::Scope;
+pub use time::{Timestamp, now};
+pub use token::{PlainToken, TokenHash};
+pub use username::Username;
+
+/// Why a value was refused, in words fit for a `details` entry of a 422.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl Invalid {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}

@@ -1,0 +1,109 @@
+//! Permissions: `resource:action` strings, and `*` for all.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::Invalid;
+
+/// One permission: `*`, or `resource:action` with lower-case letters, digits, `_` and `-` on
+/// each side (`users:read`, `profile:write`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct Permission(String);
+
+/// The permission that grants every other.
+pub const ALL: &str = "*";
+
+impl Permission {
+    /// Parses a permission name.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw == ALL {
+            return Ok(Self(ALL.to_owned()));
+        }
+        let valid_part = |part: &str| {
+            !part.is_empty()
+                && part.len() <= 64
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        };
+        match raw.split_once(':') {
+            Some((resource, action)) if valid_part(resource) && valid_part(action) => {
+                Ok(Self(raw.to_owned()))
+            }
+            _ => Err(Invalid::new(format!(
+                "`{raw}` is not a permission of the form resource:action (or *)"
+            ))),
+        }
+    }
+
+    /// The permission's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is `*`.
+    pub fn is_all(&self) -> bool {
+        self.0 == ALL
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A set of permissions, answering whether one is granted (`*` grants all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PermissionSet(BTreeSet<String>);
+
+impl PermissionSet {
+    /// Builds a set from permission names.
+    pub fn new<I, S>(names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self(names.into_iter().map(Into::into).collect())
+    }
+
+    /// Whether `permission` is granted.
+    pub fn grants(&self, permission: &str) -> bool {
+        self.0.contains(ALL) || self.0.contains(permission)
+    }
+
+    /// The names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_resource_action_and_star() {
+        assert!(Permission::parse("users:read").is_ok());
+        assert!(Permission::parse("*").unwrap().is_all());
+        for bad in [
+            "users",
+            "users:",
+            ":read",
+            "Users:Read",
+            "users:read:all",
+            "a b:c",
+        ] {
+            assert!(Permission::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn star_grants_everything() {
+        assert!(PermissionSet::new(["*"]).grants("users:delete"));
+        let set = PermissionSet::new(["profile:read"]);
+        assert!(set.grants("profile:read"));
+        assert!(!set.grants("profile:write"));
+    }
+}

@@ -1,0 +1,16 @@
+//! Latchkey: an OAuth 2.0 authorization server and OpenID Connect provider.
+
+pub mod accounts;
+pub mod api;
+pub mod bootstrap;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+pub mod oauth;
+pub mod oidc;
+pub mod paths;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,488 @@
+//! Signing keys: generation, the next → active → retired lifecycle, and the in-memory set.
+//!
+//! Each algorithm has one `active` key that signs and one `next` key that is already published,
+//! so relying parties hold a key before the first token it signs. A rotation retires the active
+//! key (published until every token it signed has expired), activates the next and publishes a
+//! new next. The database decides: rotations are guarded updates, so instances that race agree
+//! on one outcome, and every instance reloads its in-memory set when the rows change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use josekit::jwk::Jwk;
+use josekit::jwk::alg::ed::EdCurve;
+use josekit::jws::{ES256, EdDSA, JwsSigner, JwsVerifier, PS256, RS256};
+use rand::RngCore;
+use serde::Serialize;
+
+use crate::crypto::Crypto;
+use crate::domain::{SigningAlg, Timestamp, now};
+use crate::store::keys::{self as rows, ACTIVE, NEXT, RETIRED, SigningKeyRow};
+use crate::store::{AnyConnection, Store, StoreError, write_transaction};
+
+/// RSA modulus size for RS256 and PS256 keys.
+const RSA_BITS: u32 = 2048;
+
+/// A freshly generated key pair, before it is stored.
+struct GeneratedKey {
+    kid: String,
+    alg: SigningAlg,
+    public_jwk: Jwk,
+    private_der: Vec<u8>,
+}
+
+fn generate(alg: SigningAlg) -> anyhow::Result<GeneratedKey> {
+    use josekit::jwk::KeyPair;
+    let pair: Box<dyn KeyPair> = match alg {
+        SigningAlg::Es256 => Box::new(ES256.generate_key_pair()?),
+        SigningAlg::Rs256 => Box::new(RS256.generate_key_pair(RSA_BITS)?),
+        SigningAlg::Ps256 => Box::new(PS256.generate_key_pair(RSA_BITS)?),
+        SigningAlg::EdDsa => Box::new(EdDSA.generate_key_pair(EdCurve::Ed25519)?),
+    };
+    let mut id = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    let kid = URL_SAFE_NO_PAD.encode(id);
+    let mut public_jwk = pair.to_jwk_public_key();
+    public_jwk.set_key_id(&kid);
+    public_jwk.set_algorithm(alg.as_str());
+    public_jwk.set_key_use("sig");
+    Ok(GeneratedKey {
+        kid,
+        alg,
+        public_jwk,
+        private_der: pair.to_der_private_key(),
+    })
+}
+
+impl GeneratedKey {
+    fn into_row(self, crypto: &Crypto, status: &str, at: i64) -> SigningKeyRow {
+        SigningKeyRow {
+            private_key: crypto.seal(&self.private_der, &self.kid),
+            public_jwk: self.public_jwk.to_string(),
+            kid: self.kid,
+            alg: self.alg.as_str().to_owned(),
+            status: status.to_owned(),
+            created_at: at,
+            activated_at: (status == ACTIVE).then_some(at),
+            retired_at: None,
+            expires_at: None,
+        }
+    }
+}
+
+/// One key as `latchkey keys list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeySummary {
+    pub kid: String,
+    pub alg: String,
+    pub status: String,
+    pub created_at: Timestamp,
+    pub activated_at: Option<Timestamp>,
+    pub retired_at: Option<Timestamp>,
+    /// When a retired key leaves the JWK Set.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl From<&SigningKeyRow> for KeySummary {
+    fn from(row: &SigningKeyRow) -> Self {
+        Self {
+            kid: row.kid.clone(),
+            alg: row.alg.clone(),
+            status: row.status.clone(),
+            created_at: Timestamp(row.created_at),
+            activated_at: row.activated_at.map(Timestamp),
+            retired_at: row.retired_at.map(Timestamp),
+            expires_at: row.expires_at.map(Timestamp),
+        }
+    }
+}
+
+/// Creates whatever is missing so that every algorithm has an active and a next key.
+/// Keys are generated before the transaction, so the write lock is held only for inserts.
+pub fn ensure_keys(conn: &mut AnyConnection, crypto: &Crypto) -> anyhow::Result<()> {
+    let existing = rows::all(conn)?;
+    let has = |alg: SigningAlg, status: &str| {
+        existing
+            .iter()
+            .any(|r| r.alg == alg.as_str() && r.status == status)
+    };
+    let mut missing = Vec::new();
+    for &alg in SigningAlg::ALL {
+        for status in [ACTIVE, NEXT] {
+            if !has(alg, status) {
+                missing.push((generate(alg)?, status));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let at = now();
+    write_transaction(conn, |conn| {
+        for (key, status) in missing {
+            // Another process may have filled the gap meanwhile: re-check inside the lock.
+            if rows::with_status(conn, key.alg.as_str(), status)?.is_empty() {
+                rows::insert(conn, &key.into_row(crypto, status, at))?;
+            }
+        }
+        Ok::<_, StoreError>(())
+    })?;
+    Ok(())
+}
+
+/// Why a rotation of one algorithm did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RotationOutcome {
+    /// The next key now signs; the old active key is retired.
+    Rotated {
+        retired: String,
+        activated: String,
+        next: String,
+    },
+    /// The active key is younger than the rotation period.
+    NotDue,
+    /// Another process rotated this algorithm at the same moment.
+    LostRace,
+}
+
+/// Rotates `alg` now (`force`) or when its active key is older than `period_secs`.
+/// `retire_for_secs` is how long the retired key stays published.
+pub fn rotate(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    alg: SigningAlg,
+    force: bool,
+    period_secs: u64,
+    retire_for_secs: u64,
+) -> anyhow::Result<RotationOutcome> {
+    let active = rows::with_status(conn, alg.as_str(), ACTIVE)?;
+    let at = now();
+    let due = |row: &SigningKeyRow| {
+        force || row.activated_at.unwrap_or(row.created_at) + period_secs as i64 <= at
+    };
+    if !active.iter().any(due) && !active.is_empty() {
+        return Ok(RotationOutcome::NotDue);
+    }
+    let successor = generate(alg)?;
+    let outcome = write_transaction(conn, |conn| {
+        let active = rows::with_status(conn, alg.as_str(), ACTIVE)?;
+        let next = rows::with_status(conn, alg.as_str(), NEXT)?;
+        let (Some(current), Some(next)) = (active.first(), next.first()) else {
+            // `ensure_keys` keeps both present; without them there is nothing to rotate.
+            return Ok(RotationOutcome::LostRace);
+        };
+        if !due(current) {
+            return Ok(RotationOutcome::NotDue);
+        }
+        let expires = at + retire_for_secs as i64;
+        if !rows::retire_if_active(conn, &current.kid, at, expires)? {
+            return Ok(RotationOutcome::LostRace);
+        }
+        if !rows::activate_if_next(conn, &next.kid, at)? {
+            return Err(StoreError::Conflict {
+                constraint: "signing_keys next key changed during rotation".into(),
+            });
+        }
+        let outcome = RotationOutcome::Rotated {
+            retired: current.kid.clone(),
+            activated: next.kid.clone(),
+            next: successor.kid.clone(),
+        };
+        rows::insert(conn, &successor.into_row(crypto, NEXT, at))?;
+        Ok::<_, StoreError>(outcome)
+    });
+    match outcome {
+        Ok(outcome) => Ok(outcome),
+        // A racing process inserted its successor first (one next key per algorithm).
+        Err(StoreError::Conflict { .. }) => Ok(RotationOutcome::LostRace),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The key that signs for one algorithm, ready to use.
+pub struct ActiveKey {
+    kid: String,
+    alg: SigningAlg,
+    signer: Box<dyn JwsSigner>,
+}
+
+impl std::fmt::Debug for ActiveKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActiveKey {
+    /// The key id put in the JWS header.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The algorithm.
+    pub fn alg(&self) -> SigningAlg {
+        self.alg
+    }
+
+    /// Signs `signing_input` (`base64url(header).base64url(payload)`).
+    pub fn sign(&self, signing_input: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.signer.sign(signing_input).context("sign")
+    }
+
+    /// A compact JWS of `claims` with header `{"alg","kid","typ"}`.
+    pub fn sign_jwt<T: Serialize>(&self, typ: &str, claims: &T) -> anyhow::Result<String> {
+        #[derive(Serialize)]
+        struct Header<'a> {
+            alg: &'a str,
+            kid: &'a str,
+            typ: &'a str,
+        }
+        let header = serde_json::to_vec(&Header {
+            alg: self.alg.as_str(),
+            kid: &self.kid,
+            typ,
+        })?;
+        let payload = serde_json::to_vec(claims)?;
+        let mut jws = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 200);
+        URL_SAFE_NO_PAD.encode_string(&header, &mut jws);
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut jws);
+        let signature = self.sign(jws.as_bytes())?;
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut jws);
+        Ok(jws)
+    }
+}
+
+/// The keys one instance holds in memory: parsed once per change, never per request.
+pub struct KeySet {
+    active: HashMap<SigningAlg, ActiveKey>,
+    verifiers: HashMap<String, (SigningAlg, Box<dyn JwsVerifier>)>,
+    jwks: Bytes,
+    fingerprint: Vec<(String, String)>,
+}
+
+impl KeySet {
+    /// Parses the stored rows: verifiers for every published key, signers for active ones.
+    fn load(rows: &[SigningKeyRow], crypto: &Crypto) -> anyhow::Result<Self> {
+        let mut active = HashMap::new();
+        let mut verifiers = HashMap::new();
+        let mut published = Vec::new();
+        let mut fingerprint = Vec::new();
+        // The signing keys first, then their successors, then retired ones.
+        let rank = |status: &str| match status {
+            ACTIVE => 0,
+            NEXT => 1,
+            _ => 2,
+        };
+        let mut ordered: Vec<&SigningKeyRow> = rows.iter().collect();
+        ordered.sort_by(|a, b| {
+            (rank(&a.status), &a.alg, &a.kid).cmp(&(rank(&b.status), &b.alg, &b.kid))
+        });
+        for row in ordered {
+            let alg: SigningAlg = row
+                .alg
+                .parse()
+                .map_err(|e| anyhow::anyhow!("signing key {}: {e}", row.kid))?;
+            let jwk = Jwk::from_bytes(row.public_jwk.as_bytes())
+                .with_context(|| format!("signing key {}: public JWK", row.kid))?;
+            let verifier: Box<dyn JwsVerifier> = match alg {
+                SigningAlg::Es256 => Box::new(ES256.verifier_from_jwk(&jwk)?),
+                SigningAlg::Rs256 => Box::new(RS256.verifier_from_jwk(&jwk)?),
+                SigningAlg::Ps256 => Box::new(PS256.verifier_from_jwk(&jwk)?),
+                SigningAlg::EdDsa => Box::new(EdDSA.verifier_from_jwk(&jwk)?),
+            };
+            verifiers.insert(row.kid.clone(), (alg, verifier));
+            fingerprint.push((row.kid.clone(), row.status.clone()));
+            if row.status == ACTIVE {
+                let der = crypto.open(&row.private_key, &row.kid)?;
+                let signer: Box<dyn JwsSigner> = match alg {
+                    SigningAlg::Es256 => Box::new(ES256.signer_from_der(&der)?),
+                    SigningAlg::Rs256 => Box::new(RS256.signer_from_der(&der)?),
+                    SigningAlg::Ps256 => Box::new(PS256.signer_from_der(&der)?),
+                    SigningAlg::EdDsa => Box::new(EdDSA.signer_from_der(&der)?),
+                };
+                active.insert(
+                    alg,
+                    ActiveKey {
+                        kid: row.kid.clone(),
+                        alg,
+                        signer,
+                    },
+                );
+            }
+            if matches!(row.status.as_str(), ACTIVE | NEXT | RETIRED) {
+                published.push(serde_json::from_str::<serde_json::Value>(&row.public_jwk)?);
+            }
+        }
+        fingerprint.sort();
+        let jwks = serde_json::to_vec(&serde_json::json!({ "keys": published }))?;
+        Ok(Self {
+            active,
+            verifiers,
+            jwks: Bytes::from(jwks),
+            fingerprint,
+        })
+    }
+
+    /// The signing key for `alg`.
+    pub fn active(&self, alg: SigningAlg) -> Option<&ActiveKey> {
+        self.active.get(&alg)
+    }
+
+    /// The verifier of a published key, with its algorithm.
+    pub fn verifier(&self, kid: &str) -> Option<(SigningAlg, &dyn JwsVerifier)> {
+        self.verifiers.get(kid).map(|(alg, v)| (*alg, v.as_ref()))
+    }
+
+    /// How many keys the JWK Set publishes.
+    pub fn published_count(&self) -> usize {
+        self.verifiers.len()
+    }
+
+    /// The JWK Set document, serialised once per key change.
+    pub fn jwks(&self) -> Bytes {
+        self.jwks.clone()
+    }
+}
+
+/// Holds the current [`KeySet`] and keeps it in step with the database.
+pub struct KeyManager {
+    store: Store,
+    crypto: Arc<Crypto>,
+    current: ArcSwap<KeySet>,
+    rotation_period_secs: u64,
+    retire_for_secs: u64,
+}
+
+impl KeyManager {
+    /// Makes sure every algorithm has its keys, then loads them.
+    pub async fn start(
+        store: Store,
+        crypto: Arc<Crypto>,
+        rotation_period_secs: u64,
+        retire_for_secs: u64,
+    ) -> anyhow::Result<Self> {
+        let set = {
+            let crypto = crypto.clone();
+            store
+                .run(move |conn| {
+                    ensure_keys(conn, &crypto)?;
+                    Ok(KeySet::load(&rows::all(conn)?, &crypto)?)
+                })
+                .await
+                .context("load the signing keys")?
+        };
+        Ok(Self {
+            store,
+            crypto,
+            current: ArcSwap::from_pointee(set),
+            rotation_period_secs,
+            retire_for_secs,
+        })
+    }
+
+    /// The keys in use now. Cheap: an atomic load of a shared pointer.
+    pub fn current(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.current.load()
+    }
+
+    /// Reloads the set when the stored keys changed (another instance rotated, or the CLI did).
+    pub async fn refresh(&self) -> anyhow::Result<bool> {
+        let fingerprint = self.store.run(rows::fingerprint).await?;
+        if fingerprint == self.current.load().fingerprint {
+            return Ok(false);
+        }
+        let crypto = self.crypto.clone();
+        let set = self
+            .store
+            .run(move |conn| Ok(KeySet::load(&rows::all(conn)?, &crypto)?))
+            .await?;
+        self.current.store(Arc::new(set));
+        tracing::info!("signing keys reloaded");
+        Ok(true)
+    }
+
+    /// Rotates the algorithms whose active key is older than the rotation period, removes
+    /// retired keys whose tokens have all expired, and reloads.
+    pub async fn rotate_due(&self) -> anyhow::Result<()> {
+        let crypto = self.crypto.clone();
+        let (period, retire_for) = (self.rotation_period_secs, self.retire_for_secs);
+        let (outcomes, removed) = self
+            .store
+            .run(move |conn| {
+                ensure_keys(conn, &crypto)?;
+                let mut outcomes = Vec::new();
+                for &alg in SigningAlg::ALL {
+                    outcomes.push((alg, rotate(conn, &crypto, alg, false, period, retire_for)?));
+                }
+                let removed = write_transaction(conn, |c| rows::delete_expired(c, now()))?;
+                Ok((outcomes, removed))
+            })
+            .await?;
+        for (alg, outcome) in outcomes {
+            if let RotationOutcome::Rotated {
+                retired, activated, ..
+            } = outcome
+            {
+                tracing::info!(alg = %alg, %retired, %activated, "signing key rotated");
+            }
+        }
+        for kid in removed {
+            tracing::info!(%kid, "retired signing key removed from the JWK Set");
+        }
+        self.refresh().await?;
+        Ok(())
+    }
+
+    /// Runs until the process stops: reloads on change every `interval`, and checks for due
+    /// rotations every minute.
+    pub async fn maintain(self: Arc<Self>, interval: std::time::Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let rotation_check = std::time::Duration::from_secs(60);
+        let mut last_rotation_check = std::time::Instant::now();
+        loop {
+            ticker.tick().await;
+            if last_rotation_check.elapsed() >= rotation_check {
+                last_rotation_check = std::time::Instant::now();
+                if let Err(error) = self.rotate_due().await {
+                    tracing::warn!(error = %format!("{error:#}"), "key rotation check failed");
+                }
+            } else if let Err(error) = self.refresh().await {
+                tracing::warn!(error = %format!("{error:#}"), "signing key refresh failed");
+            }
+        }
+    }
+}
+
+/// Rotates every algorithm now, for `latchkey keys rotate`. Returns what happened per algorithm.
+pub fn rotate_all_now(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    period_secs: u64,
+    retire_for_secs: u64,
+) -> anyhow::Result<Vec<(SigningAlg, RotationOutcome)>> {
+    ensure_keys(conn, crypto)?;
+    SigningAlg::ALL
+        .iter()
+        .map(|&alg| {
+            Ok((
+                alg,
+                rotate(conn, crypto, alg, true, period_secs, retire_for_secs)?,
+            ))
+        })
+        .collect()
+}
+
+/// Every stored key, for `latchkey keys list`.
+pub fn summaries(conn: &mut AnyConnection) -> Result<Vec<KeySummary>, StoreError> {
+    Ok(rows::all(conn)?.iter().map(KeySummary::from).collect())
+}

@@ -1,0 +1,213 @@
+//! Building and running the server: `Application::build(settings)` binds the listener itself,
+//! so tests can ask for port 0 and read the real port back.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use bytes::Bytes;
+
+use crate::accounts::passwords::Passwords;
+use crate::api::{self, error};
+use crate::bootstrap::{self, Bootstrap};
+use crate::config::Settings;
+use crate::crypto::{Crypto, load_or_create_kek};
+use crate::http::endpoint;
+use crate::oidc::keys::KeyManager;
+use crate::oidc::{discovery, jwks};
+use crate::paths;
+use crate::store::Store;
+use crate::telemetry::request_context;
+
+/// Concurrent argon2 hashes allowed (19 MiB each): enough to keep two cores busy.
+const MAX_CONCURRENT_HASHES: usize = 4;
+
+/// Everything a request handler may need, shared by all workers.
+pub struct AppState {
+    /// The validated settings.
+    pub settings: Arc<Settings>,
+    /// The database.
+    pub store: Store,
+    /// Sealing and token hashing.
+    pub crypto: Arc<Crypto>,
+    /// The signing keys in memory.
+    pub keys: Arc<KeyManager>,
+    /// Password hashing off the executor.
+    pub passwords: Passwords,
+    /// The discovery document, built once.
+    pub discovery: Bytes,
+    /// When this instance started, for `uptime`.
+    pub started_at: Instant,
+}
+
+/// The storage side of the server, shared by `serve` and the admin commands: the database
+/// migrated and bootstrapped, and the secrets' key ready.
+pub struct Core {
+    /// The database.
+    pub store: Store,
+    /// Sealing and token hashing.
+    pub crypto: Arc<Crypto>,
+    /// Password hashing.
+    pub passwords: Passwords,
+}
+
+impl Core {
+    /// Opens the database, applies pending migrations, bootstraps it when empty (showing a
+    /// generated admin password once) and loads the key-encryption key.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let store = Store::open(settings)?;
+        {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.migrate())
+                .await?
+                .with_context(|| format!("migrate {}", settings.database_url.redacted()))?;
+        }
+        let crypto = Arc::new(Crypto::new(&load_or_create_kek(settings)?));
+        let passwords = Passwords::new(MAX_CONCURRENT_HASHES);
+        if let Bootstrap::Created {
+            generated_password: Some(password),
+        } = bootstrap::bootstrap(&store, settings, &passwords).await?
+        {
+            bootstrap::announce_generated_password(&password);
+        }
+        Ok(Self {
+            store,
+            crypto,
+            passwords,
+        })
+    }
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Binds `settings.bind`, prepares storage and keys, and builds the server. An issuer whose
+    /// port is 0 is completed with the port actually bound (how tests get a working issuer).
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
+        let listener =
+            TcpListener::bind(settings.bind).with_context(|| format!("bind {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let mut issuer = settings.issuer_url();
+        if issuer.port() == Some(0) {
+            issuer
+                .set_port(Some(port))
+                .expect("http(s) URLs have ports");
+            settings.issuer = issuer.as_str().trim_end_matches('/').to_owned();
+        }
+        let core = Core::open(&settings).await?;
+        let keys = KeyManager::start(
+            core.store.clone(),
+            core.crypto.clone(),
+            settings.key_rotation_period_secs,
+            settings.lifetimes.longest_signed_token() + 300,
+        )
+        .await?;
+        let state = web::Data::new(AppState {
+            discovery: discovery::document(&settings)?,
+            settings: Arc::new(settings),
+            store: core.store,
+            crypto: core.crypto,
+            keys: Arc::new(keys),
+            passwords: core.passwords,
+            started_at: Instant::now(),
+        });
+        let server = {
+            let shared = state.clone();
+            let mut server = HttpServer::new(move || {
+                let state = shared.clone();
+                let max_body = state.settings.max_body_bytes;
+                App::new()
+                    .app_data(state)
+                    .app_data(
+                        web::JsonConfig::default()
+                            .limit(max_body)
+                            .error_handler(|e, _| error::json_error(e).into()),
+                    )
+                    .app_data(web::PayloadConfig::new(max_body))
+                    .wrap(from_fn(request_context))
+                    .configure(routes)
+                    .default_service(web::to(error::not_found))
+            })
+            .listen(listener)?
+            .shutdown_timeout(30);
+            if state.settings.workers > 0 {
+                server = server.workers(state.settings.workers);
+            }
+            server.run()
+        };
+        tracing::info!(
+            issuer = %state.settings.issuer,
+            bind = %state.settings.bind,
+            port,
+            database = %state.settings.database_url.redacted(),
+            "latchkey ready"
+        );
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The port bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The issuer identifier in use.
+    pub fn issuer(&self) -> &str {
+        &self.state.settings.issuer
+    }
+
+    /// The shared state (tests read the store through it).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM (in-flight requests finish first), with the key
+    /// maintenance running beside it.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let keys = self.state.keys.clone();
+        let interval = self.state.settings.key_refresh_interval;
+        let maintenance = tokio::spawn(keys.maintain(interval));
+        let result = self.server.await;
+        maintenance.abort();
+        result
+    }
+}
+
+/// Every route of the server.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        endpoint(paths::OPENID_CONFIGURATION)
+            .get(discovery::discovery)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::OAUTH_AUTHORIZATION_SERVER)
+            .get(discovery::discovery)
+            .finish(),
+    )
+    .service(endpoint(paths::JWKS).get(jwks::jwks).finish())
+    .service(endpoint(paths::HEALTH).get(api::health::health).finish())
+    .service(
+        endpoint(paths::HEALTH_DETAILED)
+            .get(api::health::detailed)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::SYSTEM_HEALTH)
+            .get(api::health::system)
+            .finish(),
+    )
+    .service(endpoint(paths::SYSTEM_INFO).get(api::system::info).finish());
+}

@@ -1,0 +1,68 @@
+//! The `clients` table.
+
+use diesel::prelude::*;
+
+use super::schema::clients;
+use super::{AnyConnection, StoreError};
+
+/// An OAuth client as stored. List-valued metadata is JSON text; the secret only as a keyed
+/// hash.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = clients, treat_none_as_null = true)]
+pub struct ClientRow {
+    pub id: String,
+    pub secret_hash: Option<String>,
+    pub name: String,
+    pub logo_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    pub application_type: String,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub grant_types: String,
+    pub response_types: String,
+    pub token_endpoint_auth_method: String,
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub id_token_signed_response_alg: String,
+    pub userinfo_signed_response_alg: Option<String>,
+    pub scope: String,
+    pub skip_consent: bool,
+    pub require_pkce: bool,
+    pub backchannel_logout_uri: Option<String>,
+    pub frontchannel_logout_uri: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Inserts a client.
+pub fn insert(conn: &mut AnyConnection, client: &ClientRow) -> Result<(), StoreError> {
+    diesel::insert_into(clients::table)
+        .values(client)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The client with this id.
+pub fn find(conn: &mut AnyConnection, id: &str) -> Result<ClientRow, StoreError> {
+    Ok(clients::table
+        .find(id)
+        .select(ClientRow::as_select())
+        .first(conn)?)
+}
+
+/// Every client, oldest first.
+pub fn all(conn: &mut AnyConnection) -> Result<Vec<ClientRow>, StoreError> {
+    Ok(clients::table
+        .order((clients::created_at, clients::id))
+        .select(ClientRow::as_select())
+        .load(conn)?)
+}
+
+/// Deletes a client; [`StoreError::NotFound`] when there is none.
+pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
+    match diesel::delete(clients::table.find(id)).execute(conn)? {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,393 @@
+//! Storage: one diesel code base over SQLite (the embedded default) and PostgreSQL (scale-out).
+//!
+//! Everything SQL lives under this module. Capability code calls the functions of the table
+//! modules through [`Store::run`], which moves the blocking diesel work off the async executor.
+
+pub mod clients;
+pub mod keys;
+pub mod meta;
+pub mod roles;
+pub mod schema;
+pub mod users;
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::R2D2Connection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use secrecy::ExposeSecret;
+
+use crate::config::{DatabaseUrl, Settings, SqliteSynchronous};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to either backend; queries written once run on both.
+///
+/// SQLite is the last variant because `establish` tries variants in order and SQLite accepts
+/// any string; [`Manager`] never relies on that and builds the right variant itself.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    /// PostgreSQL, for several instances sharing one database.
+    Postgresql(diesel::PgConnection),
+    /// SQLite, the embedded default.
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// The connection pool.
+pub type DbPool = r2d2::Pool<Manager>;
+
+/// Why a storage call failed, in the terms callers branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or foreign-key constraint refused the write.
+    #[error("conflict on {constraint}")]
+    Conflict {
+        /// The constraint (PostgreSQL) or `table.column` (SQLite) that refused it.
+        constraint: String,
+    },
+    /// The database cannot be reached: answered with 503, never a 500.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Any other database error.
+    #[error(transparent)]
+    Db(DieselError),
+    /// Stored data that cannot be read back (corrupt JSON, an unknown enum value, ...).
+    #[error(transparent)]
+    Corrupt(#[from] anyhow::Error),
+}
+
+impl StoreError {
+    /// Whether the conflict was on a constraint whose name mentions `what` (e.g. `email`).
+    pub fn is_conflict_on(&self, what: &str) -> bool {
+        matches!(self, Self::Conflict { constraint } if constraint.contains(what))
+    }
+}
+
+impl From<DieselError> for StoreError {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::NotFound => Self::NotFound,
+            DieselError::DatabaseError(
+                kind
+                @ (DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ForeignKeyViolation),
+                info,
+            ) => {
+                let constraint = info
+                    .constraint_name()
+                    .map(str::to_owned)
+                    // SQLite names no constraint: "UNIQUE constraint failed: users.email".
+                    .unwrap_or_else(|| {
+                        info.message()
+                            .rsplit(": ")
+                            .next()
+                            .unwrap_or(info.message())
+                            .to_owned()
+                    });
+                let constraint = if matches!(kind, DatabaseErrorKind::ForeignKeyViolation) {
+                    format!("foreign key {constraint}")
+                } else {
+                    constraint
+                };
+                Self::Conflict { constraint }
+            }
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => Self::Unavailable(info.message().to_owned()),
+            DieselError::BrokenTransactionManager => {
+                Self::Unavailable("the connection broke during a transaction".into())
+            }
+            other => Self::Db(other),
+        }
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(error: r2d2::Error) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+/// Which backend a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Opens connections of the configured backend and prepares SQLite ones (WAL, foreign keys,
+/// busy timeout, durability). PostgreSQL URLs never fall through to SQLite.
+#[derive(Debug)]
+pub struct Manager {
+    url: DatabaseUrl,
+    synchronous: SqliteSynchronous,
+    busy_timeout_ms: u64,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<AnyConnection, StoreError> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => diesel::PgConnection::establish(url.expose_secret())
+                .map(AnyConnection::Postgresql)
+                .map_err(|e| StoreError::Unavailable(e.to_string())),
+            DatabaseUrl::Sqlite(path) => {
+                let path = path.to_str().ok_or_else(|| {
+                    StoreError::Unavailable("the SQLite path is not valid UTF-8".into())
+                })?;
+                let mut conn = diesel::SqliteConnection::establish(path)
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                // busy_timeout first: switching to WAL needs a lock another process may hold.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+                    self.busy_timeout_ms,
+                    self.synchronous.as_sql()
+                ))?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+        conn.ping().map_err(StoreError::from)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking()
+            || <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(
+                conn,
+            )
+            || conn.is_broken()
+    }
+}
+
+/// Pool figures for `/health/detailed`.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct PoolState {
+    /// Connections checked out now.
+    pub active: u32,
+    /// Open connections waiting in the pool.
+    pub idle: u32,
+    /// Open connections.
+    pub total: u32,
+    /// The pool's upper bound.
+    pub max: u32,
+}
+
+/// The handle every capability uses to reach the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: DbPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Builds the pool without opening a connection yet, so the server can start (and report
+    /// 503) while the database is down; the first use opens connections.
+    pub fn open(settings: &Settings) -> Result<Self, StoreError> {
+        let backend = match settings.database_url {
+            DatabaseUrl::Sqlite(ref path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Unavailable(format!(
+                            "cannot create the database directory {}: {e}",
+                            dir.display()
+                        ))
+                    })?;
+                }
+                Backend::Sqlite
+            }
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+        };
+        let manager = Manager {
+            url: settings.database_url.clone(),
+            synchronous: settings.sqlite_synchronous,
+            busy_timeout_ms: settings.database_timeout.as_millis() as u64,
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(settings.pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(settings.database_timeout)
+            // A local SQLite file does not go away; a PostgreSQL server may restart.
+            .test_on_check_out(backend == Backend::Postgres)
+            .error_handler(Box::new(PoolErrorLogger))
+            .build_unchecked(manager);
+        Ok(Self { pool, backend })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the pending migrations of this backend's set; returns the versions applied.
+    /// Safe to run any number of times and from several processes at once.
+    pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.pool.get()?;
+        let applied = match &mut *conn {
+            AnyConnection::Sqlite(c) => {
+                // Holding the write lock from the check of applied versions to the last
+                // migration serialises processes migrating one file at once; diesel runs
+                // each migration in a savepoint inside it.
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+                let result = c
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(version_strings);
+                if result.is_ok() {
+                    AnsiTransactionManager::commit_transaction(c)?;
+                } else {
+                    let _ = AnsiTransactionManager::rollback_transaction(c);
+                }
+                result
+            }
+            AnyConnection::Postgresql(c) => {
+                // A session lock serialises instances starting together against one database.
+                c.batch_execute("SELECT pg_advisory_lock(7241000001)")?;
+                let result = c
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(version_strings);
+                c.batch_execute("SELECT pg_advisory_unlock(7241000001)")?;
+                result
+            }
+        }
+        .map_err(|e| StoreError::Corrupt(anyhow::anyhow!("migration failed: {e}")))?;
+        Ok(applied)
+    }
+
+    /// Runs blocking database work on the blocking thread pool, with a pooled connection.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            work(&mut conn)
+        })
+        .await;
+        match outcome {
+            Ok(result) => result,
+            // A panic inside the work is re-raised here, where the panic guard reports it.
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => Err(StoreError::Unavailable(format!(
+                "database task cancelled: {join}"
+            ))),
+        }
+    }
+
+    /// Runs database work on the current thread: for the CLI and for code already off the
+    /// executor.
+    pub fn run_blocking<T>(
+        &self,
+        work: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.pool.get()?;
+        work(&mut conn)
+    }
+
+    /// Checks that the database answers, with its round-trip time.
+    pub async fn ping(&self) -> Result<Duration, StoreError> {
+        let started = Instant::now();
+        self.run(|conn| conn.ping().map_err(StoreError::from))
+            .await?;
+        Ok(started.elapsed())
+    }
+
+    /// Connections in use and idle.
+    pub fn pool_state(&self) -> PoolState {
+        let state = self.pool.state();
+        PoolState {
+            active: state.connections - state.idle_connections,
+            idle: state.idle_connections,
+            total: state.connections,
+            max: self.pool.max_size(),
+        }
+    }
+}
+
+/// Runs `work` in a write transaction. On SQLite it begins with `BEGIN IMMEDIATE`, so two
+/// writers queue on the busy timeout instead of one failing when its read snapshot goes stale.
+pub fn write_transaction<T, E>(
+    conn: &mut AnyConnection,
+    work: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    let nested =
+        <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+            .transaction_depth()?
+            .is_some();
+    if nested {
+        // Inside a transaction already: diesel makes this a savepoint.
+        return conn.transaction(work);
+    }
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        AnyConnection::Postgresql(c) => {
+            <diesel::PgConnection as Connection>::TransactionManager::begin_transaction(c)?
+        }
+    }
+    match work(conn) {
+        Ok(value) => {
+            <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => {
+            // The original error matters more than a failed rollback (which breaks the
+            // connection, and the pool then discards it).
+            let _ = <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(error)
+        }
+    }
+}
+
+fn version_strings(versions: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
+    versions.into_iter().map(|v| v.to_string()).collect()
+}
+
+#[derive(Debug)]
+struct PoolErrorLogger;
+
+impl r2d2::HandleError<StoreError> for PoolErrorLogger {
+    fn handle_error(&self, error: StoreError) {
+        tracing::warn!(%error, "database connection failed");
+    }
+}
+
+/// Decodes a JSON text column into a value, naming the column when it is corrupt.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    column: &str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::Corrupt(anyhow::anyhow!("column {column} holds invalid JSON: {e}"))
+    })
+}
+
+/// Encodes a value for a JSON text column.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serialises")
+}

@@ -1,0 +1,78 @@
+//! The `users`, `user_roles` and `user_permissions` tables.
+
+use diesel::prelude::*;
+
+use super::schema::{role_permissions, roles, user_permissions, user_roles, users};
+use super::{AnyConnection, StoreError};
+
+/// A user as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub password_hash: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_login_at: Option<i64>,
+}
+
+/// Inserts a user; [`StoreError::Conflict`] names `username` or `email` when taken.
+pub fn insert(conn: &mut AnyConnection, user: &UserRow) -> Result<(), StoreError> {
+    diesel::insert_into(users::table)
+        .values(user)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Gives a user a role.
+pub fn add_role(conn: &mut AnyConnection, user_id: &str, role_id: &str) -> Result<(), StoreError> {
+    diesel::insert_into(user_roles::table)
+        .values((
+            user_roles::user_id.eq(user_id),
+            user_roles::role_id.eq(role_id),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The user with this id.
+pub fn find(conn: &mut AnyConnection, id: &str) -> Result<UserRow, StoreError> {
+    Ok(users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)?)
+}
+
+/// The names of a user's roles, sorted.
+pub fn role_names(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>, StoreError> {
+    Ok(user_roles::table
+        .inner_join(roles::table)
+        .filter(user_roles::user_id.eq(user_id))
+        .order(roles::name)
+        .select(roles::name)
+        .load(conn)?)
+}
+
+/// A user's effective permissions before any scope cut: those of their roles and their
+/// direct ones, sorted and distinct.
+pub fn permissions(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>, StoreError> {
+    let mut from_roles: Vec<String> = user_roles::table
+        .inner_join(role_permissions::table.on(role_permissions::role_id.eq(user_roles::role_id)))
+        .filter(user_roles::user_id.eq(user_id))
+        .select(role_permissions::permission)
+        .load(conn)?;
+    let direct: Vec<String> = user_permissions::table
+        .filter(user_permissions::user_id.eq(user_id))
+        .select(user_permissions::permission)
+        .load(conn)?;
+    from_roles.extend(direct);
+    from_roles.sort();
+    from_roles.dedup();
+    Ok(from_roles)
+}
