@@ -17,10 +17,10 @@ use crate::bootstrap::{self, Bootstrap};
 use crate::config::Settings;
 use crate::crypto::{Crypto, load_or_create_kek};
 use crate::http::endpoint;
-use crate::oidc::keys::KeyManager;
+use crate::oidc::keys::{KeyManager, ensure_keys};
 use crate::oidc::{discovery, jwks};
 use crate::paths;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::telemetry::request_context;
 
 /// Concurrent argon2 hashes allowed (19 MiB each): enough to keep two cores busy.
@@ -56,8 +56,9 @@ pub struct Core {
 }
 
 impl Core {
-    /// Opens the database, applies pending migrations, bootstraps it when empty (showing a
-    /// generated admin password once) and loads the key-encryption key.
+    /// Opens the database, applies pending migrations, loads the key-encryption key, makes sure
+    /// every algorithm has its signing keys, and bootstraps an empty database (showing a
+    /// generated admin password once).
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
         let store = Store::open(settings)?;
         {
@@ -67,6 +68,13 @@ impl Core {
                 .with_context(|| format!("migrate {}", settings.database_url.redacted()))?;
         }
         let crypto = Arc::new(Crypto::new(&load_or_create_kek(settings)?));
+        {
+            let crypto = crypto.clone();
+            store
+                .run(move |conn| ensure_keys(conn, &crypto).map_err(StoreError::Corrupt))
+                .await
+                .context("create the signing keys")?;
+        }
         let passwords = Passwords::new(MAX_CONCURRENT_HASHES);
         if let Bootstrap::Created {
             generated_password: Some(password),

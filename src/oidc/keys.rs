@@ -363,7 +363,7 @@ pub struct KeyManager {
 }
 
 impl KeyManager {
-    /// Makes sure every algorithm has its keys, then loads them.
+    /// Loads the stored keys (which [`ensure_keys`] has completed).
     pub async fn start(
         store: Store,
         crypto: Arc<Crypto>,
@@ -373,10 +373,7 @@ impl KeyManager {
         let set = {
             let crypto = crypto.clone();
             store
-                .run(move |conn| {
-                    ensure_keys(conn, &crypto)?;
-                    Ok(KeySet::load(&rows::all(conn)?, &crypto)?)
-                })
+                .run(move |conn| Ok(KeySet::load(&rows::all(conn)?, &crypto)?))
                 .await
                 .context("load the signing keys")?
         };

@@ -1,1 +1,8 @@
+//! Integration tests: each starts a real Latchkey over a fresh database and talks HTTP to it.
 
+mod cli;
+mod discovery;
+mod errors;
+mod health;
+mod helpers;
+mod keys;
