@@ -84,6 +84,18 @@ pub fn create_user(
             created_at: at,
             updated_at: at,
             last_login_at: None,
+            middle_name: None,
+            nickname: None,
+            picture: None,
+            website: None,
+            profile_url: None,
+            gender: None,
+            birthdate: None,
+            zoneinfo: None,
+            locale: None,
+            phone_number: None,
+            phone_number_verified: false,
+            address: None,
         };
         rows::insert(conn, &row).map_err(|e| match e {
             e if e.is_conflict_on("username") => CreateUserError::UsernameTaken,

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::clients;
+use super::schema::{client_assertions, clients};
 use super::{AnyConnection, StoreError};
 
 /// An OAuth client as stored. List-valued metadata is JSON text; the secret only as a keyed
@@ -65,4 +65,35 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
         0 => Err(StoreError::NotFound),
         _ => Ok(()),
     }
+}
+
+/// Records the `jti` of a client assertion; false when it was already used (a replay).
+pub fn claim_assertion_jti(
+    conn: &mut AnyConnection,
+    client_id: &str,
+    jti: &str,
+    expires_at: i64,
+) -> Result<bool, StoreError> {
+    let result = diesel::insert_into(client_assertions::table)
+        .values((
+            client_assertions::client_id.eq(client_id),
+            client_assertions::jti.eq(jti),
+            client_assertions::expires_at.eq(expires_at),
+        ))
+        .execute(conn);
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) => match StoreError::from(e) {
+            StoreError::Conflict { .. } => Ok(false),
+            other => Err(other),
+        },
+    }
+}
+
+/// Removes assertion records past their expiry.
+pub fn delete_expired_assertions(conn: &mut AnyConnection, now: i64) -> Result<usize, StoreError> {
+    Ok(
+        diesel::delete(client_assertions::table.filter(client_assertions::expires_at.le(now)))
+            .execute(conn)?,
+    )
 }

@@ -1,6 +1,39 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    authorization_codes (code_hash) {
+        code_hash -> Text,
+        grant_id -> Text,
+        client_id -> Text,
+        redirect_uri -> Text,
+        nonce -> Nullable<Text>,
+        code_challenge -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    authorization_requests (id) {
+        id -> Text,
+        client_id -> Text,
+        parameters -> Text,
+        login_session_id -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    client_assertions (client_id, jti) {
+        client_id -> Text,
+        jti -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
     clients (id) {
         id -> Text,
         secret_hash -> Nullable<Text>,
@@ -29,9 +62,56 @@ diesel::table! {
 }
 
 diesel::table! {
+    consents (user_id, client_id) {
+        user_id -> Text,
+        client_id -> Text,
+        scope -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    grants (id) {
+        id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        session_id -> Nullable<Text>,
+        scope -> Text,
+        claims -> Nullable<Text>,
+        auth_time -> BigInt,
+        acr -> Text,
+        amr -> Text,
+        offline -> Bool,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     meta (key) {
         key -> Text,
         value -> Text,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        grant_id -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        successor_sealed -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        expires_at -> BigInt,
     }
 }
 
@@ -49,6 +129,24 @@ diesel::table! {
         description -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        kind -> Text,
+        user_id -> Text,
+        secret_hash -> Nullable<Text>,
+        auth_time -> BigInt,
+        amr -> Text,
+        acr -> Text,
+        ip_address -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> BigInt,
+        last_activity -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
     }
 }
 
@@ -93,19 +191,48 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         last_login_at -> Nullable<BigInt>,
+        middle_name -> Nullable<Text>,
+        nickname -> Nullable<Text>,
+        picture -> Nullable<Text>,
+        website -> Nullable<Text>,
+        profile_url -> Nullable<Text>,
+        gender -> Nullable<Text>,
+        birthdate -> Nullable<Text>,
+        zoneinfo -> Nullable<Text>,
+        locale -> Nullable<Text>,
+        phone_number -> Nullable<Text>,
+        phone_number_verified -> Bool,
+        address -> Nullable<Text>,
     }
 }
 
+diesel::joinable!(authorization_codes -> grants (grant_id));
+diesel::joinable!(authorization_requests -> clients (client_id));
+diesel::joinable!(consents -> clients (client_id));
+diesel::joinable!(consents -> users (user_id));
+diesel::joinable!(grants -> clients (client_id));
+diesel::joinable!(grants -> sessions (session_id));
+diesel::joinable!(grants -> users (user_id));
+diesel::joinable!(refresh_tokens -> grants (grant_id));
 diesel::joinable!(role_permissions -> roles (role_id));
+diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(user_permissions -> users (user_id));
 diesel::joinable!(user_roles -> roles (role_id));
 diesel::joinable!(user_roles -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    authorization_codes,
+    authorization_requests,
+    client_assertions,
     clients,
+    consents,
+    grants,
     meta,
+    refresh_tokens,
+    revoked_tokens,
     role_permissions,
     roles,
+    sessions,
     signing_keys,
     user_permissions,
     user_roles,

@@ -20,12 +20,42 @@ pub struct UserRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_login_at: Option<i64>,
+    pub middle_name: Option<String>,
+    pub nickname: Option<String>,
+    pub picture: Option<String>,
+    pub website: Option<String>,
+    pub profile_url: Option<String>,
+    pub gender: Option<String>,
+    pub birthdate: Option<String>,
+    pub zoneinfo: Option<String>,
+    pub locale: Option<String>,
+    pub phone_number: Option<String>,
+    pub phone_number_verified: bool,
+    /// The OpenID `address` claim, as JSON.
+    pub address: Option<String>,
 }
 
 /// Inserts a user; [`StoreError::Conflict`] names `username` or `email` when taken.
 pub fn insert(conn: &mut AnyConnection, user: &UserRow) -> Result<(), StoreError> {
     diesel::insert_into(users::table)
         .values(user)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The user whose username or email is `login` (both are stored lower-cased).
+pub fn find_by_login(conn: &mut AnyConnection, login: &str) -> Result<UserRow, StoreError> {
+    let login = login.trim().to_lowercase();
+    Ok(users::table
+        .filter(users::username.eq(&login).or(users::email.eq(&login)))
+        .select(UserRow::as_select())
+        .first(conn)?)
+}
+
+/// Records a successful sign-in.
+pub fn touch_login(conn: &mut AnyConnection, id: &str, at: i64) -> Result<(), StoreError> {
+    diesel::update(users::table.find(id))
+        .set(users::last_login_at.eq(at))
         .execute(conn)?;
     Ok(())
 }
