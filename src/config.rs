@@ -87,8 +87,12 @@ struct RawSettings {
     max_body_bytes: usize,
     access_token_ttl_secs: u64,
     refresh_token_ttl_secs: u64,
+    refresh_token_absolute_ttl_secs: u64,
     code_ttl_secs: u64,
     id_token_ttl_secs: u64,
+    session_ttl_secs: u64,
+    refresh_reuse_grace_secs: u64,
+    access_token_signing_alg: String,
     key_rotation_period_secs: u64,
     key_refresh_interval_secs: u64,
     log_format: LogFormat,
@@ -111,8 +115,12 @@ impl Default for RawSettings {
             max_body_bytes: 256 * 1024,
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 604_800,
+            refresh_token_absolute_ttl_secs: 2_592_000,
             code_ttl_secs: 60,
             id_token_ttl_secs: 3600,
+            session_ttl_secs: 604_800,
+            refresh_reuse_grace_secs: 10,
+            access_token_signing_alg: "ES256".into(),
             key_rotation_period_secs: 90 * 24 * 3600,
             key_refresh_interval_secs: 5,
             log_format: LogFormat::Pretty,
@@ -229,6 +237,11 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Token and code lifetimes.
     pub lifetimes: Lifetimes,
+    /// The algorithm access tokens are signed with (ES256 by default).
+    pub access_token_signing_alg: crate::domain::SigningAlg,
+    /// How long a rotated refresh token may be presented again (a concurrent retry) and get
+    /// the same successor instead of revoking its family.
+    pub refresh_reuse_grace_secs: u64,
     /// How long a signing key signs before it is replaced.
     pub key_rotation_period_secs: u64,
     /// How often each instance checks the database for key changes.
@@ -250,12 +263,16 @@ pub struct Settings {
 pub struct Lifetimes {
     /// Access tokens (RFC 9068 JWTs).
     pub access_token: u64,
-    /// Refresh tokens.
+    /// Refresh tokens, from their issue (each rotation starts a new period).
     pub refresh_token: u64,
+    /// The whole family of refresh tokens of one grant, from the grant.
+    pub refresh_family: u64,
     /// Authorization codes.
     pub code: u64,
     /// ID tokens.
     pub id_token: u64,
+    /// Browser sessions (single sign-on).
+    pub session: u64,
 }
 
 impl Lifetimes {
@@ -334,8 +351,27 @@ impl RawSettings {
         positive("database_timeout_secs", self.database_timeout_secs)?;
         positive("access_token_ttl_secs", self.access_token_ttl_secs)?;
         positive("refresh_token_ttl_secs", self.refresh_token_ttl_secs)?;
+        if self.refresh_token_absolute_ttl_secs < self.refresh_token_ttl_secs {
+            return Err(ConfigError::new(
+                "refresh_token_absolute_ttl_secs",
+                "must be at least refresh_token_ttl_secs",
+            ));
+        }
         positive("code_ttl_secs", self.code_ttl_secs)?;
         positive("id_token_ttl_secs", self.id_token_ttl_secs)?;
+        positive("session_ttl_secs", self.session_ttl_secs)?;
+        if self.refresh_reuse_grace_secs > 60 {
+            return Err(ConfigError::new(
+                "refresh_reuse_grace_secs",
+                "must be at most 60 seconds: a longer window weakens refresh-token reuse detection",
+            ));
+        }
+        let access_token_signing_alg =
+            self.access_token_signing_alg
+                .parse()
+                .map_err(|e: crate::domain::Invalid| {
+                    ConfigError::new("access_token_signing_alg", e.0)
+                })?;
         positive("key_refresh_interval_secs", self.key_refresh_interval_secs)?;
         if self.code_ttl_secs > 600 {
             return Err(ConfigError::new(
@@ -389,9 +425,13 @@ impl RawSettings {
             lifetimes: Lifetimes {
                 access_token: self.access_token_ttl_secs,
                 refresh_token: self.refresh_token_ttl_secs,
+                refresh_family: self.refresh_token_absolute_ttl_secs,
                 code: self.code_ttl_secs,
                 id_token: self.id_token_ttl_secs,
+                session: self.session_ttl_secs,
             },
+            access_token_signing_alg,
+            refresh_reuse_grace_secs: self.refresh_reuse_grace_secs,
             key_rotation_period_secs: self.key_rotation_period_secs,
             key_refresh_interval: std::time::Duration::from_secs(self.key_refresh_interval_secs),
             log_format: self.log_format,

@@ -132,6 +132,7 @@ pub struct OpenError(pub String);
 pub struct Crypto {
     cipher: Aes256Gcm,
     token_mac: Hmac<Sha256>,
+    csrf_mac: Hmac<Sha256>,
 }
 
 impl fmt::Debug for Crypto {
@@ -144,23 +145,32 @@ impl fmt::Debug for Crypto {
 const SEALED_PREFIX: &str = "v1.";
 
 impl Crypto {
-    /// Derives the sealing and hashing keys from the key-encryption key (HKDF-SHA256 with
-    /// distinct labels, so neither use can stand in for the other).
+    /// Derives the sealing, token-hashing and CSRF keys from the key-encryption key
+    /// (HKDF-SHA256 with distinct labels, so no use can stand in for another).
     pub fn new(kek: &KeyEncryptionKey) -> Self {
         let hkdf = hkdf::Hkdf::<Sha256>::new(Some(b"latchkey"), &kek.0);
-        let mut seal_key = [0u8; 32];
-        let mut mac_key = [0u8; 32];
-        hkdf.expand(b"seal v1", &mut seal_key)
-            .expect("32 bytes is a valid HKDF length");
-        hkdf.expand(b"token hash v1", &mut mac_key)
-            .expect("32 bytes is a valid HKDF length");
+        let derive = |label: &[u8]| {
+            let mut key = [0u8; 32];
+            hkdf.expand(label, &mut key)
+                .expect("32 bytes is a valid HKDF length");
+            key
+        };
+        let (mut seal_key, mut token_key, mut csrf_key) = (
+            derive(b"seal v1"),
+            derive(b"token hash v1"),
+            derive(b"csrf v1"),
+        );
+        let mac = |key: &[u8; 32]| {
+            <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key size")
+        };
         let crypto = Self {
             cipher: Aes256Gcm::new_from_slice(&seal_key).expect("32-byte key"),
-            token_mac: <Hmac<Sha256> as Mac>::new_from_slice(&mac_key)
-                .expect("HMAC takes any key size"),
+            token_mac: mac(&token_key),
+            csrf_mac: mac(&csrf_key),
         };
-        seal_key.fill(0);
-        mac_key.fill(0);
+        for key in [&mut seal_key, &mut token_key, &mut csrf_key] {
+            key.fill(0);
+        }
         crypto
     }
 
@@ -210,6 +220,16 @@ impl Crypto {
         let mut mac = self.token_mac.clone();
         mac.update(token.as_bytes());
         TokenHash(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+}
+
+impl Crypto {
+    /// The CSRF form token belonging to a CSRF cookie value (a signed double-submit token:
+    /// forging it needs the server's key, reading it needs the page).
+    pub fn csrf_token(&self, cookie_value: &str) -> String {
+        let mut mac = self.csrf_mac.clone();
+        mac.update(cookie_value.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 }
 

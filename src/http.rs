@@ -3,6 +3,8 @@
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::{FromRequest, Handler, Resource, Responder, web};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 
 use crate::api::error::method_not_allowed;
 
@@ -51,4 +53,38 @@ impl Endpoint {
             async move { method_not_allowed(&allow) }
         }))
     }
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// Larger than the configured limit.
+    TooLarge,
+    /// The connection failed while the body was read.
+    Broken,
+}
+
+/// Reads a request body of at most `limit` bytes, so every endpoint answers an oversized
+/// body in its own error form.
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, BodyError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The media type of a request (`application/json`, ...), lower-cased, without parameters.
+pub fn media_type(request: &actix_web::HttpRequest) -> String {
+    request
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
 }

@@ -11,6 +11,8 @@ pub mod http;
 pub mod oauth;
 pub mod oidc;
 pub mod paths;
+pub mod sessions;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod web;

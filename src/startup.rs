@@ -38,6 +38,10 @@ pub struct AppState {
     pub keys: Arc<KeyManager>,
     /// Password hashing off the executor.
     pub passwords: Passwords,
+    /// Outbound HTTP (client `jwks_uri` documents), with timeouts.
+    pub http: reqwest::Client,
+    /// Cached public keys of clients that registered a `jwks_uri`.
+    pub client_keys: crate::oauth::client_auth::ClientKeyCache,
     /// The discovery document, built once.
     pub discovery: Bytes,
     /// When this instance started, for `uptime`.
@@ -126,6 +130,8 @@ impl Application {
             crypto: core.crypto,
             keys: Arc::new(keys),
             passwords: core.passwords,
+            http: outbound_http()?,
+            client_keys: Default::default(),
             started_at: Instant::now(),
         });
         let server = {
@@ -193,8 +199,75 @@ impl Application {
     }
 }
 
+/// The client for outbound requests: short timeouts, no redirects (a redirect could point a
+/// fetch somewhere the registration did not name).
+fn outbound_http() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("Latchkey/", env!("CARGO_PKG_VERSION")))
+        .build()?)
+}
+
 /// Every route of the server.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use crate::oauth::authorize::{self, interaction};
+    use crate::oauth::{introspect, revoke, token};
+    use crate::oidc::userinfo;
+    for path in [paths::AUTHORIZE, paths::API_AUTHORIZE] {
+        cfg.service(
+            endpoint(path)
+                .get(authorize::authorize_get)
+                .post(authorize::authorize_post)
+                .finish(),
+        );
+    }
+    for path in [paths::TOKEN, paths::API_TOKEN] {
+        cfg.service(endpoint(path).post(token::token).finish());
+    }
+    for path in [paths::REVOKE, paths::API_REVOKE] {
+        cfg.service(endpoint(path).post(revoke::revoke).finish());
+    }
+    cfg.service(
+        endpoint(paths::AUTHORIZE_RESUME)
+            .get(authorize::resume)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::INTROSPECT)
+            .post(introspect::introspect)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::USERINFO)
+            .get(userinfo::userinfo_get)
+            .post(userinfo::userinfo_post)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::LOGIN)
+            .get(interaction::login_form)
+            .post(interaction::login)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::CONSENT)
+            .get(interaction::consent_form)
+            .post(interaction::consent)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::SELECT_ACCOUNT)
+            .get(interaction::select_account_form)
+            .post(interaction::select_account)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::STATIC)
+            .get(crate::web::statics::asset)
+            .finish(),
+    );
     cfg.service(
         endpoint(paths::OPENID_CONFIGURATION)
             .get(discovery::discovery)

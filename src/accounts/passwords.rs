@@ -41,6 +41,40 @@ impl Passwords {
     }
 }
 
+impl Passwords {
+    /// Checks a password against a stored hash. With no hash (an unknown account, or one
+    /// without a password) a dummy hash is verified instead, so the answer takes as long
+    /// either way and timing reveals nothing.
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        hash: Option<String>,
+    ) -> anyhow::Result<bool> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .context("password hasher closed")?;
+        tokio::task::spawn_blocking(move || match hash {
+            Some(hash) => verify_blocking(password.expose_secret(), &hash),
+            None => {
+                verify_blocking(password.expose_secret(), dummy_hash());
+                false
+            }
+        })
+        .await
+        .context("password verification task")
+    }
+}
+
+/// A hash of a random password with the same parameters as real ones, made once.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        hash_blocking(generate_password().expose_secret()).expect("argon2 hashes a random password")
+    })
+}
+
 /// Hashes a password on the current thread (CLI and bootstrap, which are not on the executor).
 pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
     Argon2::default()

@@ -6,10 +6,20 @@ use serde_json::json;
 use crate::api::health::VERSION;
 
 /// The capabilities this build implements, as seed 000's `features` list names them.
-pub const FEATURES: &[&str] = &["openid_discovery", "jwks", "key_rotation"];
+pub const FEATURES: &[&str] = &[
+    "oauth2",
+    "openid_connect",
+    "pkce",
+    "token_revocation",
+    "token_introspection",
+    "openid_discovery",
+    "jwks",
+    "key_rotation",
+    "single_sign_on",
+];
 
 /// How people can authenticate.
-pub const AUTH_METHODS: &[&str] = &[];
+pub const AUTH_METHODS: &[&str] = &["password", "oauth2"];
 
 /// Public information about the server.
 pub async fn info() -> HttpResponse {

@@ -5,6 +5,7 @@
 
 mod client;
 mod email;
+mod oauth;
 mod permission;
 mod scope;
 mod time;
@@ -15,7 +16,8 @@ pub use client::{
     ApplicationType, AuthMethod, ClientId, GrantType, RedirectUri, ResponseType, SigningAlg,
 };
 pub use email::Email;
-pub use permission::{Permission, PermissionSet};
+pub use oauth::{ACR_MFA, ACR_PASSWORD, ClaimsRequest, CodeChallenge, Prompt, ResponseMode};
+pub use permission::{Permission, PermissionSet, effective_permissions};
 pub use scope::Scope;
 pub use time::{Timestamp, now};
 pub use token::{PlainToken, TokenHash};

@@ -79,9 +79,43 @@ impl PermissionSet {
     }
 }
 
+/// A token's permissions: those the user holds (through roles or directly), cut down to the
+/// scope granted to the client. The scope token `*` (only first-party clients may be granted
+/// it) keeps everything the user holds; otherwise each `resource:action` scope the user holds
+/// is kept, and nothing else.
+pub fn effective_permissions(held: &[String], scope: &super::Scope) -> Vec<String> {
+    if scope.contains(ALL) {
+        return held.to_vec();
+    }
+    let set = PermissionSet::new(held.iter().cloned());
+    let mut granted: Vec<String> = scope
+        .iter()
+        .filter(|token| *token != ALL && Permission::parse(token).is_ok() && set.grants(token))
+        .map(str::to_owned)
+        .collect();
+    granted.sort();
+    granted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permissions_are_cut_to_the_granted_scope() {
+        let held = vec!["profile:read".to_owned(), "users:read".to_owned()];
+        let scope = super::super::Scope::parse("openid users:read users:delete").unwrap();
+        assert_eq!(effective_permissions(&held, &scope), vec!["users:read"]);
+        let admin = vec!["*".to_owned()];
+        assert_eq!(
+            effective_permissions(&admin, &scope),
+            vec!["users:delete", "users:read"]
+        );
+        let everything = super::super::Scope::parse("openid *").unwrap();
+        assert_eq!(effective_permissions(&held, &everything), held);
+        let oidc_only = super::super::Scope::parse("openid profile").unwrap();
+        assert!(effective_permissions(&admin, &oidc_only).is_empty());
+    }
 
     #[test]
     fn parses_resource_action_and_star() {

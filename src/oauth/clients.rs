@@ -376,6 +376,149 @@ impl ClientView {
     }
 }
 
+/// A registered client, parsed: what the protocol flows work with.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    secret_hash: Option<String>,
+    pub name: String,
+    pub logo_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    pub application_type: ApplicationType,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    pub grant_types: Vec<GrantType>,
+    pub response_types: Vec<String>,
+    pub auth_method: AuthMethod,
+    pub jwks: Option<Value>,
+    pub jwks_uri: Option<String>,
+    pub id_token_signed_response_alg: SigningAlg,
+    pub userinfo_signed_response_alg: Option<SigningAlg>,
+    pub scope: Scope,
+    pub skip_consent: bool,
+    pub require_pkce: bool,
+    pub backchannel_logout_uri: Option<String>,
+    pub frontchannel_logout_uri: Option<String>,
+}
+
+fn parse_stored<T: std::str::FromStr<Err = Invalid>>(
+    column: &str,
+    text: &str,
+) -> Result<T, StoreError> {
+    text.parse()
+        .map_err(|e: Invalid| StoreError::Corrupt(anyhow::anyhow!("column {column}: {e}")))
+}
+
+impl Client {
+    /// Parses a stored client.
+    pub fn from_row(row: ClientRow) -> Result<Self, StoreError> {
+        let uris = |column: &str, text: &str| -> Result<Vec<RedirectUri>, StoreError> {
+            from_json::<Vec<String>>(column, text)?
+                .iter()
+                .map(|u| {
+                    RedirectUri::parse(u)
+                        .map_err(|e| StoreError::Corrupt(anyhow::anyhow!("column {column}: {e}")))
+                })
+                .collect()
+        };
+        let grant_types = from_json::<Vec<String>>("clients.grant_types", &row.grant_types)?
+            .iter()
+            .map(|g| parse_stored("clients.grant_types", g))
+            .collect::<Result<Vec<GrantType>, _>>()?;
+        Ok(Self {
+            redirect_uris: uris("clients.redirect_uris", &row.redirect_uris)?,
+            post_logout_redirect_uris: uris(
+                "clients.post_logout_redirect_uris",
+                &row.post_logout_redirect_uris,
+            )?,
+            grant_types,
+            response_types: from_json("clients.response_types", &row.response_types)?,
+            application_type: parse_stored("clients.application_type", &row.application_type)?,
+            auth_method: parse_stored(
+                "clients.token_endpoint_auth_method",
+                &row.token_endpoint_auth_method,
+            )?,
+            jwks: row
+                .jwks
+                .as_deref()
+                .map(|j| from_json("clients.jwks", j))
+                .transpose()?,
+            id_token_signed_response_alg: parse_stored(
+                "clients.id_token_signed_response_alg",
+                &row.id_token_signed_response_alg,
+            )?,
+            userinfo_signed_response_alg: row
+                .userinfo_signed_response_alg
+                .as_deref()
+                .map(|a| parse_stored("clients.userinfo_signed_response_alg", a))
+                .transpose()?,
+            scope: Scope::parse(&row.scope)
+                .map_err(|e| StoreError::Corrupt(anyhow::anyhow!("column clients.scope: {e}")))?,
+            id: row.id,
+            secret_hash: row.secret_hash,
+            name: row.name,
+            logo_uri: row.logo_uri,
+            policy_uri: row.policy_uri,
+            tos_uri: row.tos_uri,
+            jwks_uri: row.jwks_uri,
+            skip_consent: row.skip_consent,
+            require_pkce: row.require_pkce,
+            backchannel_logout_uri: row.backchannel_logout_uri,
+            frontchannel_logout_uri: row.frontchannel_logout_uri,
+        })
+    }
+
+    /// Whether the client may use `grant`.
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    /// Whether the client registered `response_type`.
+    pub fn allows_response_type(&self, response_type: &ResponseType) -> bool {
+        let wanted = response_type.to_string();
+        self.response_types.iter().any(|r| *r == wanted)
+    }
+
+    /// The registered redirect URI matching `presented` (exact, or the RFC 8252 loopback rule
+    /// for native clients).
+    pub fn matching_redirect_uri(&self, presented: &str) -> Option<&RedirectUri> {
+        self.redirect_uris
+            .iter()
+            .find(|r| r.matches(presented, self.application_type))
+    }
+
+    /// Whether `presented` is one of the registered post-logout redirect URIs (exact match).
+    pub fn allows_post_logout_redirect(&self, presented: &str) -> bool {
+        self.post_logout_redirect_uris
+            .iter()
+            .any(|r| r.as_str() == presented)
+    }
+
+    /// Checks a presented secret against the stored keyed hash, in constant time.
+    pub fn secret_matches(&self, crypto: &Crypto, presented: &str) -> bool {
+        match &self.secret_hash {
+            Some(stored) => crate::crypto::constant_time_eq(
+                crypto.hash_token(presented).0.as_bytes(),
+                stored.as_bytes(),
+            ),
+            None => false,
+        }
+    }
+}
+
+/// The client with this id, if it exists.
+pub fn find_client(
+    conn: &mut AnyConnection,
+    client_id: &str,
+) -> Result<Option<Client>, StoreError> {
+    match rows::find(conn, client_id) {
+        Ok(row) => Client::from_row(row).map(Some),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
 /// Stores a validated registration; the returned view carries the secret, once.
 pub fn create_client(
     conn: &mut AnyConnection,

@@ -28,6 +28,81 @@ use crate::store::{AnyConnection, Store, StoreError, write_transaction};
 /// RSA modulus size for RS256 and PS256 keys.
 const RSA_BITS: u32 = 2048;
 
+/// A verifier for `alg` from a public JWK (ours or a client's).
+pub fn verifier_for(alg: SigningAlg, jwk: &Jwk) -> anyhow::Result<Box<dyn JwsVerifier>> {
+    Ok(match alg {
+        SigningAlg::Es256 => Box::new(ES256.verifier_from_jwk(jwk)?),
+        SigningAlg::Rs256 => Box::new(RS256.verifier_from_jwk(jwk)?),
+        SigningAlg::Ps256 => Box::new(PS256.verifier_from_jwk(jwk)?),
+        SigningAlg::EdDsa => Box::new(EdDSA.verifier_from_jwk(jwk)?),
+    })
+}
+
+/// Why a compact JWS was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JwsError {
+    /// Not three base64url parts with a JSON header and payload.
+    #[error("the token is malformed")]
+    Malformed,
+    /// The header names no published key, or an algorithm other than the key's.
+    #[error("the token was not signed by a known key")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("the token signature is invalid")]
+    BadSignature,
+}
+
+/// A compact JWS whose signature verified: its header and payload bytes.
+#[derive(Debug)]
+pub struct VerifiedJws {
+    /// The protected header.
+    pub header: serde_json::Value,
+    /// The decoded payload.
+    pub payload: Vec<u8>,
+}
+
+/// Splits a compact JWS and decodes its header, without verifying anything.
+pub fn decode_compact(token: &str) -> Result<(serde_json::Value, &str, &str, &str), JwsError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwsError::Malformed);
+    };
+    let header_bytes = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| JwsError::Malformed)?;
+    let header_json: serde_json::Value =
+        serde_json::from_slice(&header_bytes).map_err(|_| JwsError::Malformed)?;
+    if !header_json.is_object() {
+        return Err(JwsError::Malformed);
+    }
+    Ok((header_json, header, payload, signature))
+}
+
+/// Verifies a compact JWS with `verifier`, whose algorithm must be the header's.
+pub fn verify_with(
+    token: &str,
+    alg: SigningAlg,
+    verifier: &dyn JwsVerifier,
+) -> Result<VerifiedJws, JwsError> {
+    let (header, header_b64, payload_b64, signature_b64) = decode_compact(token)?;
+    if header.get("alg").and_then(|a| a.as_str()) != Some(alg.as_str()) {
+        return Err(JwsError::UnknownKey);
+    }
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature_b64)
+        .map_err(|_| JwsError::Malformed)?;
+    let signing_input_len = header_b64.len() + 1 + payload_b64.len();
+    verifier
+        .verify(token[..signing_input_len].as_bytes(), &signature)
+        .map_err(|_| JwsError::BadSignature)?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload_b64)
+        .map_err(|_| JwsError::Malformed)?;
+    Ok(VerifiedJws { header, payload })
+}
+
 /// A freshly generated key pair, before it is stored.
 struct GeneratedKey {
     kid: String,
@@ -209,6 +284,7 @@ pub struct ActiveKey {
     kid: String,
     alg: SigningAlg,
     signer: Box<dyn JwsSigner>,
+    public_jwk: openidconnect::core::CoreJsonWebKey,
 }
 
 impl std::fmt::Debug for ActiveKey {
@@ -229,6 +305,11 @@ impl ActiveKey {
     /// The algorithm.
     pub fn alg(&self) -> SigningAlg {
         self.alg
+    }
+
+    /// The public key, in `openidconnect`'s terms (ID tokens are built with its types).
+    pub fn public_jwk(&self) -> &openidconnect::core::CoreJsonWebKey {
+        &self.public_jwk
     }
 
     /// Signs `signing_input` (`base64url(header).base64url(payload)`).
@@ -293,12 +374,7 @@ impl KeySet {
                 .map_err(|e| anyhow::anyhow!("signing key {}: {e}", row.kid))?;
             let jwk = Jwk::from_bytes(row.public_jwk.as_bytes())
                 .with_context(|| format!("signing key {}: public JWK", row.kid))?;
-            let verifier: Box<dyn JwsVerifier> = match alg {
-                SigningAlg::Es256 => Box::new(ES256.verifier_from_jwk(&jwk)?),
-                SigningAlg::Rs256 => Box::new(RS256.verifier_from_jwk(&jwk)?),
-                SigningAlg::Ps256 => Box::new(PS256.verifier_from_jwk(&jwk)?),
-                SigningAlg::EdDsa => Box::new(EdDSA.verifier_from_jwk(&jwk)?),
-            };
+            let verifier = verifier_for(alg, &jwk)?;
             verifiers.insert(row.kid.clone(), (alg, verifier));
             fingerprint.push((row.kid.clone(), row.status.clone()));
             if row.status == ACTIVE {
@@ -315,6 +391,8 @@ impl KeySet {
                         kid: row.kid.clone(),
                         alg,
                         signer,
+                        public_jwk: serde_json::from_str(&row.public_jwk)
+                            .with_context(|| format!("signing key {}: JWK", row.kid))?,
                     },
                 );
             }
@@ -340,6 +418,17 @@ impl KeySet {
     /// The verifier of a published key, with its algorithm.
     pub fn verifier(&self, kid: &str) -> Option<(SigningAlg, &dyn JwsVerifier)> {
         self.verifiers.get(kid).map(|(alg, v)| (*alg, v.as_ref()))
+    }
+
+    /// Verifies a compact JWS signed by one of our published keys (found by `kid`).
+    pub fn verify(&self, token: &str) -> Result<VerifiedJws, JwsError> {
+        let (header, ..) = decode_compact(token)?;
+        let kid = header
+            .get("kid")
+            .and_then(|k| k.as_str())
+            .ok_or(JwsError::UnknownKey)?;
+        let (alg, verifier) = self.verifier(kid).ok_or(JwsError::UnknownKey)?;
+        verify_with(token, alg, verifier)
     }
 
     /// How many keys the JWK Set publishes.

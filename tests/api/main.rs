@@ -3,6 +3,8 @@
 mod cli;
 mod discovery;
 mod errors;
+mod flows;
 mod health;
 mod helpers;
 mod keys;
+mod oidc_rp;

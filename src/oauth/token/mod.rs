@@ -1,0 +1,99 @@
+//! `POST /oauth/token`: client authentication, then one grant per file.
+
+mod authorization_code;
+mod client_credentials;
+mod refresh_token;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use crate::http::{BodyError, media_type, read_body};
+use crate::oauth::client_auth::authenticate;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::params::Params;
+use crate::paths;
+use crate::startup::AppState;
+
+/// The successful token response (RFC 6749 §5.1).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+}
+
+impl TokenResponse {
+    fn into_http(self) -> HttpResponse {
+        HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .insert_header(("Pragma", "no-cache"))
+            .json(self)
+    }
+}
+
+/// Reads the parameters of a protocol POST: a form (or, as seeds 000 and 002 send them, a
+/// JSON object), never with a parameter repeated.
+pub async fn read_params(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Params, OAuthError> {
+    let body = read_body(payload, limit).await.map_err(|e| match e {
+        BodyError::TooLarge => OAuthError::too_large(),
+        BodyError::Broken => OAuthError::invalid_request("The request body could not be read"),
+    })?;
+    let params = match media_type(request).as_str() {
+        "application/x-www-form-urlencoded" => Params::from_urlencoded(&body),
+        "application/json" => Params::from_json(&body).map_err(OAuthError::invalid_request)?,
+        "" if body.is_empty() => Params::default(),
+        other => {
+            return Err(OAuthError::invalid_request(format!(
+                "Unsupported content type {other}: use application/x-www-form-urlencoded"
+            )));
+        }
+    };
+    if let Some(repeated) = params.repeated() {
+        return Err(OAuthError::invalid_request(format!(
+            "The parameter {} is repeated",
+            repeated.0
+        )));
+    }
+    Ok(params)
+}
+
+/// `POST /oauth/token` (and `/api/v1/oauth/token`).
+pub async fn token(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    let params = read_params(&request, payload, state.settings.max_body_bytes).await?;
+    let client = authenticate(
+        &state,
+        &request,
+        &params,
+        &state.settings.url_for(paths::TOKEN),
+    )
+    .await?;
+    let grant_type = params
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    let response = match grant_type {
+        "authorization_code" => authorization_code::exchange(&state, &client, &params).await?,
+        "refresh_token" => refresh_token::refresh(&state, &client, &params).await?,
+        "client_credentials" => client_credentials::issue(&state, &client, &params).await?,
+        other => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!("The grant type {other} is not supported"),
+            ));
+        }
+    };
+    Ok(response.into_http())
+}

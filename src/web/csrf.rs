@@ -1,0 +1,61 @@
+//! CSRF protection for every form: a signed double-submit token.
+//!
+//! The `lk_csrf` cookie holds a random value; each form carries the HMAC of that value under a
+//! server key. A cross-site page can make the browser send the cookie but can neither read it
+//! nor compute the token.
+
+use actix_web::HttpRequest;
+use actix_web::cookie::{Cookie, SameSite};
+
+use crate::crypto::{Crypto, constant_time_eq};
+use crate::domain::PlainToken;
+
+/// Name of the CSRF cookie.
+pub const CSRF_COOKIE: &str = "lk_csrf";
+
+/// The token to put in a page's forms, and the cookie to set if the browser had none.
+pub struct CsrfGuard {
+    /// The form field value.
+    pub token: String,
+    /// A new cookie to send with the page, when the browser had no valid one.
+    pub cookie: Option<Cookie<'static>>,
+}
+
+fn valid_cookie(request: &HttpRequest) -> Option<String> {
+    request
+        .cookie(CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.starts_with("lk_x_") && v.len() < 100)
+}
+
+/// The CSRF token for a page, reusing the browser's cookie when it has one.
+pub fn issue(request: &HttpRequest, crypto: &Crypto, secure: bool) -> CsrfGuard {
+    match valid_cookie(request) {
+        Some(value) => CsrfGuard {
+            token: crypto.csrf_token(&value),
+            cookie: None,
+        },
+        None => {
+            let value = PlainToken::generate("lk_x_");
+            CsrfGuard {
+                token: crypto.csrf_token(value.expose()),
+                cookie: Some(
+                    Cookie::build(CSRF_COOKIE, value.expose().to_owned())
+                        .path("/")
+                        .http_only(true)
+                        .secure(secure)
+                        .same_site(SameSite::Lax)
+                        .finish(),
+                ),
+            }
+        }
+    }
+}
+
+/// Whether a submitted form token belongs to the browser's CSRF cookie.
+pub fn verify(request: &HttpRequest, crypto: &Crypto, submitted: &str) -> bool {
+    match valid_cookie(request) {
+        Some(value) => constant_time_eq(crypto.csrf_token(&value).as_bytes(), submitted.as_bytes()),
+        None => false,
+    }
+}
