@@ -226,13 +226,14 @@ fn unverified_issuer(assertion: &str) -> Result<String, OAuthError> {
         .ok_or_else(|| OAuthError::invalid_client("The client assertion has no iss", false))
 }
 
+/// RFC 7519 §2: a NumericDate may have a fraction (josekit, for one, writes `exp` as a float).
 #[derive(Debug, Deserialize)]
 struct AssertionClaims {
     iss: Option<String>,
     sub: Option<String>,
     aud: Option<Value>,
-    exp: Option<i64>,
-    nbf: Option<i64>,
+    exp: Option<f64>,
+    nbf: Option<f64>,
     jti: Option<String>,
 }
 
@@ -293,14 +294,17 @@ async fn verify_assertion(
         return Err(fail("audience must be this endpoint or the issuer"));
     }
     let at = now();
-    let exp = claims.exp.ok_or_else(|| fail("has no exp"))?;
+    let exp = claims.exp.ok_or_else(|| fail("has no exp"))?.floor() as i64;
     if exp + LEEWAY_SECS <= at {
         return Err(fail("has expired"));
     }
     if exp > at + MAX_ASSERTION_LIFETIME_SECS {
         return Err(fail("expires too far in the future"));
     }
-    if claims.nbf.is_some_and(|nbf| nbf > at + LEEWAY_SECS) {
+    if claims
+        .nbf
+        .is_some_and(|nbf| nbf.floor() as i64 > at + LEEWAY_SECS)
+    {
         return Err(fail("is not valid yet"));
     }
     let jti = claims

@@ -239,6 +239,6 @@ mod tests {
 
     #[test]
     fn descriptions_keep_only_allowed_characters() {
-        assert_eq!(clean_description("bad \"value\" \\ é\n"), "bad value   ");
+        assert_eq!(clean_description("bad \"value\" \\ é\n"), "bad value  ");
     }
 }

@@ -47,14 +47,43 @@ pub struct Browser {
 
 /// Decodes the HTML entities askama writes in attribute values.
 pub fn unescape(text: &str) -> String {
-    text.replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&#x2f;", "/")
-        .replace("&#x2F;", "/")
-        .replace("&amp;", "&")
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('&') {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let Some(end) = tail.find(';') else {
+            out.push_str(tail);
+            return out;
+        };
+        let entity = &tail[1..end];
+        let decoded = match entity {
+            "quot" => Some('"'),
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "apos" => Some('\''),
+            _ if entity.starts_with("#x") || entity.starts_with("#X") => {
+                u32::from_str_radix(&entity[2..], 16)
+                    .ok()
+                    .and_then(char::from_u32)
+            }
+            _ if entity.starts_with('#') => entity[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The value of the input named `name` in `html`.
@@ -256,5 +285,199 @@ impl TestApp {
         };
         tweak(&mut request);
         self.create_client(request).await
+    }
+}
+
+/// Decodes the payload of a JWT (no verification: the RP tests verify signatures).
+pub fn jwt_payload(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("JSON")
+}
+
+/// An authorization URL for `client_id` with the callback redirect URI and `params`.
+pub fn authorize_url(app: &TestApp, client_id: &str, params: &[(&str, &str)]) -> String {
+    let mut url = Url::parse(&app.url("/oauth/authorize")).unwrap();
+    {
+        let mut query = url.query_pairs_mut();
+        query.append_pair("client_id", client_id);
+        query.append_pair("redirect_uri", "https://rp.example/callback");
+        for (name, value) in params {
+            query.append_pair(name, value);
+        }
+    }
+    url.to_string()
+}
+
+/// Tokens from one token response.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub id_token: Option<String>,
+}
+
+impl Tokens {
+    fn from_body(body: serde_json::Value) -> Self {
+        Self {
+            access_token: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh_token: body["refresh_token"].as_str().map(str::to_owned),
+            id_token: body["id_token"].as_str().map(str::to_owned),
+        }
+    }
+}
+
+/// The form-urlencoding RFC 6749 §2.3.1 applies before Basic encoding.
+fn form_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+impl TestApp {
+    /// POSTs a form to the token endpoint with the client's Basic credentials.
+    pub async fn token_request(
+        &self,
+        client: &ClientView,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/oauth/token")).form(form);
+        if let Some(secret) = &client.client_secret {
+            request = request.basic_auth(form_encode(&client.client_id), Some(form_encode(secret)));
+        }
+        request.send().await.unwrap()
+    }
+
+    /// POSTs a form to `path` with the client's Basic credentials.
+    pub async fn client_post(
+        &self,
+        client: &ClientView,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let secret = client.client_secret.clone().unwrap_or_default();
+        self.client
+            .post(self.url(path))
+            .basic_auth(form_encode(&client.client_id), Some(form_encode(&secret)))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs `username` in through `browser` and returns an authorization code.
+    pub async fn code_for(
+        &self,
+        browser: &Browser,
+        client: &ClientView,
+        username: &str,
+        password: &str,
+        params: &[(&str, &str)],
+    ) -> String {
+        let mut all = vec![("response_type", "code"), ("state", "st")];
+        all.extend_from_slice(params);
+        let url = authorize_url(self, &client.client_id, &all);
+        let callback = browser.authorize(&url, username, password).await.left();
+        param(&callback, "code").unwrap_or_else(|| panic!("no code in {callback}"))
+    }
+
+    /// Exchanges a code, asserting success.
+    pub async fn exchange(&self, client: &ClientView, code: &str) -> Tokens {
+        let response = self
+            .token_request(
+                client,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", "https://rp.example/callback"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 200, "code exchange");
+        Tokens::from_body(response.json().await.unwrap())
+    }
+
+    /// Refreshes, returning the raw response.
+    pub async fn refresh(&self, client: &ClientView, refresh_token: &str) -> reqwest::Response {
+        self.token_request(
+            client,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    /// A full login for `scope` with a new browser; returns the tokens.
+    pub async fn tokens_for(
+        &self,
+        client: &ClientView,
+        username: &str,
+        password: &str,
+        scope: &str,
+    ) -> Tokens {
+        let browser = Browser::new(self);
+        let code = self
+            .code_for(
+                &browser,
+                client,
+                username,
+                password,
+                &[("scope", scope), ("nonce", "n-1")],
+            )
+            .await;
+        self.exchange(client, &code).await
+    }
+
+    /// Introspects a token with `client`'s credentials.
+    pub async fn introspect(&self, client: &ClientView, token: &str) -> serde_json::Value {
+        let response = self
+            .client_post(client, "/oauth/introspect", &[("token", token)])
+            .await;
+        assert_eq!(response.status(), 200, "introspection");
+        response.json().await.unwrap()
+    }
+
+    /// Calls UserInfo with a bearer token; returns the status and the body text.
+    pub async fn userinfo(&self, token: &str) -> (u16, String, Option<String>) {
+        let response = self
+            .client
+            .get(self.url("/oauth/userinfo"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, response.text().await.unwrap(), challenge)
+    }
+
+    /// Counts the rows of a table.
+    pub async fn count(&self, table: &'static str) -> i64 {
+        self.state
+            .store
+            .run(move |conn| {
+                use diesel::RunQueryDsl;
+                #[derive(diesel::QueryableByName)]
+                struct Count {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                let row: Count = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+                    .get_result(conn)?;
+                Ok(row.n)
+            })
+            .await
+            .unwrap()
     }
 }

@@ -1,5 +1,7 @@
 //! Integration tests: each starts a real Latchkey over a fresh database and talks HTTP to it.
 
+mod browser;
+mod browser_support;
 mod cli;
 mod discovery;
 mod errors;
@@ -7,4 +9,7 @@ mod flows;
 mod health;
 mod helpers;
 mod keys;
+mod oauth_errors;
+mod oauth_flows;
 mod oidc_rp;
+mod tokens;

@@ -127,7 +127,8 @@ pub(super) async fn refresh(
                 }
                 // Already used: re-read, now that the winner (if concurrent) has committed.
                 let used = rows::find_refresh_token(conn, &token_hash)?;
-                let within_grace = used.used_at.is_some_and(|t| t + grace >= at);
+                // A zero window disables the grace: every second presentation is a reuse.
+                let within_grace = grace > 0 && used.used_at.is_some_and(|t| at - t <= grace);
                 match (within_grace, used.successor_sealed) {
                     (true, Some(sealed)) => {
                         let plain = crypto
