@@ -8,6 +8,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod maintenance;
 pub mod oauth;
 pub mod oidc;
 pub mod paths;

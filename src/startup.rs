@@ -187,14 +187,16 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM (in-flight requests finish first), with the key
-    /// maintenance running beside it.
+    /// Serves until SIGINT/SIGTERM (in-flight requests finish first), with key maintenance
+    /// and housekeeping running beside it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let keys = self.state.keys.clone();
         let interval = self.state.settings.key_refresh_interval;
-        let maintenance = tokio::spawn(keys.maintain(interval));
+        let key_maintenance = tokio::spawn(keys.maintain(interval));
+        let housekeeping = tokio::spawn(crate::maintenance::run(self.state.clone().into_inner()));
         let result = self.server.await;
-        maintenance.abort();
+        key_maintenance.abort();
+        housekeeping.abort();
         result
     }
 }

@@ -641,3 +641,53 @@ async fn signed_userinfo_and_the_claims_parameter() {
         "email was not in the scope"
     );
 }
+
+#[tokio::test]
+async fn housekeeping_forgets_sealed_successors_and_expired_codes() {
+    use diesel::prelude::*;
+    use latchkey::store::schema::{authorization_codes, refresh_tokens};
+    let app = spawn_app().await;
+    app.create_user("ben", PASSWORD).await;
+    let client = app.web_client("Sweep", |_| {}).await;
+    let tokens = app.tokens_for(&client, "ben", PASSWORD, "openid").await;
+    assert_eq!(
+        app.refresh(&client, &tokens.refresh_token.unwrap())
+            .await
+            .status(),
+        200
+    );
+    let sealed = |app: &TestApp| {
+        let store = app.state.store.clone();
+        async move {
+            store
+                .run(|conn| {
+                    Ok(refresh_tokens::table
+                        .filter(refresh_tokens::successor_sealed.is_not_null())
+                        .count()
+                        .get_result::<i64>(conn)?)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(sealed(&app).await, 1, "kept for the grace window");
+    latchkey::maintenance::sweep(&app.state).await.unwrap();
+    assert_eq!(sealed(&app).await, 1, "still inside the window");
+    app.state
+        .store
+        .run(|conn| {
+            diesel::update(refresh_tokens::table)
+                .set(refresh_tokens::used_at.eq(0i64))
+                .filter(refresh_tokens::used_at.is_not_null())
+                .execute(conn)?;
+            diesel::update(authorization_codes::table)
+                .set(authorization_codes::expires_at.eq(0i64))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert!(latchkey::maintenance::sweep(&app.state).await.unwrap() >= 2);
+    assert_eq!(sealed(&app).await, 0);
+    assert_eq!(app.count("authorization_codes").await, 0);
+}
