@@ -22,6 +22,7 @@ const SECRET_FIELDS: &[&str] = &[
     "key_encryption_key",
     "bootstrap_admin_password",
     "database_url",
+    "smtp.password",
 ];
 
 /// A configuration problem, naming the field at fault.
@@ -73,6 +74,101 @@ impl SqliteSynchronous {
     }
 }
 
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP (a local relay).
+    None,
+    /// Upgrade with STARTTLS (usually port 587).
+    Starttls,
+    /// TLS from the first byte (usually port 465).
+    Tls,
+}
+
+/// `[smtp]` as written.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSmtp {
+    host: Option<String>,
+    port: Option<u16>,
+    tls: SmtpTls,
+    username: Option<String>,
+    password: Option<String>,
+    from: String,
+    timeout_secs: u64,
+}
+
+impl Default for RawSmtp {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: None,
+            tls: SmtpTls::Starttls,
+            username: None,
+            password: None,
+            from: "Latchkey <no-reply@localhost>".into(),
+            timeout_secs: 10,
+        }
+    }
+}
+
+/// Outgoing mail: SMTP when a host is configured, else files in a directory.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// The SMTP relay, when configured.
+    pub smtp: Option<SmtpSettings>,
+    /// Where mail goes without SMTP (one `.eml` file per message).
+    pub directory: PathBuf,
+    /// The `From` mailbox (`Name <address>`).
+    pub from: String,
+}
+
+/// An SMTP relay.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub timeout: std::time::Duration,
+}
+
+/// Account rules: lockout, password policy, token lifetimes.
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    /// Failed logins (or second-factor codes) that lock an account…
+    pub lockout_threshold: u32,
+    /// …within this many seconds…
+    pub lockout_window_secs: u64,
+    /// …for this many seconds.
+    pub lockout_duration_secs: u64,
+    /// Minimum zxcvbn score (0–4) of a new password; 0 turns the check off.
+    pub password_min_strength: u8,
+    /// Lifetime of password reset links.
+    pub reset_token_ttl_secs: u64,
+    /// Lifetime of email verification links.
+    pub verification_token_ttl_secs: u64,
+    /// Refresh token lifetime of an API login with `remember_me`.
+    pub remember_me_refresh_ttl_secs: u64,
+    /// The issuer name shown in authenticator apps.
+    pub totp_issuer: String,
+}
+
+/// Delivery of outbox messages.
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    /// How often each instance looks for due messages.
+    pub poll_interval: std::time::Duration,
+    /// First retry delay; each failure doubles it.
+    pub backoff_base_secs: u64,
+    /// Longest delay between two attempts.
+    pub backoff_max_secs: u64,
+    /// Attempts after which a message is marked failed.
+    pub max_attempts: u32,
+}
+
 /// The settings as they are written in the file and the environment, before validation.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -100,6 +196,20 @@ struct RawSettings {
     key_encryption_key: Option<String>,
     bootstrap_admin_password: Option<String>,
     bootstrap_admin_email: String,
+    smtp: RawSmtp,
+    mail_dir: Option<String>,
+    lockout_threshold: u32,
+    lockout_window_secs: u64,
+    lockout_duration_secs: u64,
+    password_min_strength: u8,
+    reset_token_ttl_secs: u64,
+    verification_token_ttl_secs: u64,
+    remember_me_refresh_ttl_secs: u64,
+    totp_issuer: String,
+    outbox_poll_interval_ms: u64,
+    outbox_backoff_base_secs: u64,
+    outbox_backoff_max_secs: u64,
+    outbox_max_attempts: u32,
 }
 
 impl Default for RawSettings {
@@ -128,6 +238,20 @@ impl Default for RawSettings {
             key_encryption_key: None,
             bootstrap_admin_password: None,
             bootstrap_admin_email: "admin@localhost".into(),
+            smtp: RawSmtp::default(),
+            mail_dir: None,
+            lockout_threshold: 5,
+            lockout_window_secs: 900,
+            lockout_duration_secs: 900,
+            password_min_strength: 3,
+            reset_token_ttl_secs: 3600,
+            verification_token_ttl_secs: 86_400,
+            remember_me_refresh_ttl_secs: 2_592_000,
+            totp_issuer: "Latchkey".into(),
+            outbox_poll_interval_ms: 1000,
+            outbox_backoff_base_secs: 5,
+            outbox_backoff_max_secs: 3600,
+            outbox_max_attempts: 20,
         }
     }
 }
@@ -256,6 +380,12 @@ pub struct Settings {
     pub bootstrap_admin_password: Option<SecretString>,
     /// Email address of the bootstrap `admin` account.
     pub bootstrap_admin_email: String,
+    /// Outgoing mail.
+    pub mail: MailSettings,
+    /// Account rules.
+    pub accounts: AccountSettings,
+    /// Outbox delivery.
+    pub outbox: OutboxSettings,
 }
 
 /// Lifetimes of the things Latchkey issues, in seconds.
@@ -347,6 +477,7 @@ impl RawSettings {
             )
         })?;
         let database_url = DatabaseUrl::parse(&self.database_url)?;
+        let mail = self.mail_settings(&database_url)?;
         positive("pool_size", self.pool_size as u64)?;
         positive("database_timeout_secs", self.database_timeout_secs)?;
         positive("access_token_ttl_secs", self.access_token_ttl_secs)?;
@@ -407,6 +538,33 @@ impl RawSettings {
                 ));
             }
         }
+        if !(0..=4).contains(&self.password_min_strength) {
+            return Err(ConfigError::new(
+                "password_min_strength",
+                "must be between 0 and 4",
+            ));
+        }
+        positive("lockout_threshold", self.lockout_threshold as u64)?;
+        positive("lockout_window_secs", self.lockout_window_secs)?;
+        positive("lockout_duration_secs", self.lockout_duration_secs)?;
+        positive("reset_token_ttl_secs", self.reset_token_ttl_secs)?;
+        positive(
+            "verification_token_ttl_secs",
+            self.verification_token_ttl_secs,
+        )?;
+        positive(
+            "remember_me_refresh_ttl_secs",
+            self.remember_me_refresh_ttl_secs,
+        )?;
+        positive("outbox_poll_interval_ms", self.outbox_poll_interval_ms)?;
+        positive("outbox_backoff_base_secs", self.outbox_backoff_base_secs)?;
+        positive("outbox_max_attempts", self.outbox_max_attempts as u64)?;
+        if self.outbox_backoff_max_secs < self.outbox_backoff_base_secs {
+            return Err(ConfigError::new(
+                "outbox_backoff_max_secs",
+                "must be at least outbox_backoff_base_secs",
+            ));
+        }
         if crate::domain::Email::parse(&self.bootstrap_admin_email).is_err() {
             return Err(ConfigError::new(
                 "bootstrap_admin_email",
@@ -439,6 +597,73 @@ impl RawSettings {
             key_encryption_key,
             bootstrap_admin_password: self.bootstrap_admin_password.map(SecretString::from),
             bootstrap_admin_email: self.bootstrap_admin_email,
+            mail,
+            accounts: AccountSettings {
+                lockout_threshold: self.lockout_threshold,
+                lockout_window_secs: self.lockout_window_secs,
+                lockout_duration_secs: self.lockout_duration_secs,
+                password_min_strength: self.password_min_strength,
+                reset_token_ttl_secs: self.reset_token_ttl_secs,
+                verification_token_ttl_secs: self.verification_token_ttl_secs,
+                remember_me_refresh_ttl_secs: self.remember_me_refresh_ttl_secs,
+                totp_issuer: self.totp_issuer,
+            },
+            outbox: OutboxSettings {
+                poll_interval: std::time::Duration::from_millis(self.outbox_poll_interval_ms),
+                backoff_base_secs: self.outbox_backoff_base_secs,
+                backoff_max_secs: self.outbox_backoff_max_secs,
+                max_attempts: self.outbox_max_attempts,
+            },
+        })
+    }
+
+    /// Mail: SMTP when `smtp.host` is set; otherwise a directory (default: `mail` beside the
+    /// SQLite database, or in the working directory).
+    fn mail_settings(&self, database_url: &DatabaseUrl) -> Result<MailSettings, ConfigError> {
+        if lettre::message::Mailbox::from_str(&self.smtp.from).is_err() {
+            return Err(ConfigError::new(
+                "smtp.from",
+                "must be a mailbox such as `Latchkey <no-reply@example.com>`",
+            ));
+        }
+        let directory = match (&self.mail_dir, database_url) {
+            (Some(dir), _) => PathBuf::from(dir),
+            (None, DatabaseUrl::Sqlite(db)) => db
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| p.join("mail"))
+                .unwrap_or_else(|| PathBuf::from("mail")),
+            (None, DatabaseUrl::Postgres(_)) => PathBuf::from("mail"),
+        };
+        let smtp = match &self.smtp.host {
+            None => None,
+            Some(host) if host.trim().is_empty() => None,
+            Some(host) => {
+                positive("smtp.timeout_secs", self.smtp.timeout_secs)?;
+                if self.smtp.username.is_some() != self.smtp.password.is_some() {
+                    return Err(ConfigError::new(
+                        "smtp.username",
+                        "give both smtp.username and smtp.password, or neither",
+                    ));
+                }
+                Some(SmtpSettings {
+                    host: host.trim().to_owned(),
+                    port: self.smtp.port.unwrap_or(match self.smtp.tls {
+                        SmtpTls::None => 25,
+                        SmtpTls::Starttls => 587,
+                        SmtpTls::Tls => 465,
+                    }),
+                    tls: self.smtp.tls,
+                    username: self.smtp.username.clone(),
+                    password: self.smtp.password.clone().map(SecretString::from),
+                    timeout: std::time::Duration::from_secs(self.smtp.timeout_secs),
+                })
+            }
+        };
+        Ok(MailSettings {
+            smtp,
+            directory,
+            from: self.smtp.from.clone(),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Creating users.
 
 use crate::domain::{Email, Timestamp, Username, now};
+use crate::store::security::{self, SecurityRow};
 use crate::store::users::{self as rows, UserRow};
 use crate::store::{AnyConnection, StoreError, roles, write_transaction};
 
@@ -96,12 +97,21 @@ pub fn create_user(
             phone_number: None,
             phone_number_verified: false,
             address: None,
+            display_name: None,
+            bio: None,
+            preferences: None,
+            metadata: None,
+            email_verified_at: user.email_verified.then_some(at),
         };
         rows::insert(conn, &row).map_err(|e| match e {
             e if e.is_conflict_on("username") => CreateUserError::UsernameTaken,
             e if e.is_conflict_on("email") => CreateUserError::EmailTaken,
             e => e.into(),
         })?;
+        security::insert(
+            conn,
+            &SecurityRow::new(&row.id, row.password_hash.as_ref().map(|_| at)),
+        )?;
         for role_id in &role_ids {
             rows::add_role(conn, &row.id, role_id)?;
         }

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod meta;
 pub mod roles;
 pub mod schema;
+pub mod security;
 pub mod sessions;
 pub mod users;
 

@@ -1,6 +1,18 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    account_tokens (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        new_email -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     authorization_codes (code_hash) {
         code_hash -> Text,
         grant_id -> Text,
@@ -91,9 +103,56 @@ diesel::table! {
 }
 
 diesel::table! {
+    known_devices (user_id, fingerprint) {
+        user_id -> Text,
+        fingerprint -> Text,
+        description -> Text,
+        first_seen -> BigInt,
+        last_seen -> BigInt,
+    }
+}
+
+diesel::table! {
     meta (key) {
         key -> Text,
         value -> Text,
+    }
+}
+
+diesel::table! {
+    mfa_challenges (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        payload -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        kind -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        claimed_until -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        delivered_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (user_id, code_hash) {
+        user_id -> Text,
+        code_hash -> Text,
+        created_at -> BigInt,
+        used_at -> Nullable<BigInt>,
     }
 }
 
@@ -179,6 +238,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    user_security (user_id) {
+        user_id -> Text,
+        failed_login_count -> Integer,
+        failed_login_window_start -> Nullable<BigInt>,
+        locked_until -> Nullable<BigInt>,
+        lock_reason -> Nullable<Text>,
+        mfa_enabled -> Bool,
+        totp_secret -> Nullable<Text>,
+        totp_last_step -> Nullable<BigInt>,
+        password_changed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Text,
         username -> Text,
@@ -203,9 +276,15 @@ diesel::table! {
         phone_number -> Nullable<Text>,
         phone_number_verified -> Bool,
         address -> Nullable<Text>,
+        display_name -> Nullable<Text>,
+        bio -> Nullable<Text>,
+        preferences -> Nullable<Text>,
+        metadata -> Nullable<Text>,
+        email_verified_at -> Nullable<BigInt>,
     }
 }
 
+diesel::joinable!(account_tokens -> users (user_id));
 diesel::joinable!(authorization_codes -> grants (grant_id));
 diesel::joinable!(authorization_requests -> clients (client_id));
 diesel::joinable!(consents -> clients (client_id));
@@ -213,21 +292,30 @@ diesel::joinable!(consents -> users (user_id));
 diesel::joinable!(grants -> clients (client_id));
 diesel::joinable!(grants -> sessions (session_id));
 diesel::joinable!(grants -> users (user_id));
+diesel::joinable!(known_devices -> users (user_id));
+diesel::joinable!(mfa_challenges -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> grants (grant_id));
 diesel::joinable!(role_permissions -> roles (role_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(user_permissions -> users (user_id));
 diesel::joinable!(user_roles -> roles (role_id));
 diesel::joinable!(user_roles -> users (user_id));
+diesel::joinable!(user_security -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    account_tokens,
     authorization_codes,
     authorization_requests,
     client_assertions,
     clients,
     consents,
     grants,
+    known_devices,
     meta,
+    mfa_challenges,
+    outbox,
+    recovery_codes,
     refresh_tokens,
     revoked_tokens,
     role_permissions,
@@ -236,5 +324,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     user_permissions,
     user_roles,
+    user_security,
     users,
 );

@@ -33,6 +33,14 @@ pub struct UserRow {
     pub phone_number_verified: bool,
     /// The OpenID `address` claim, as JSON.
     pub address: Option<String>,
+    /// Seed 002's `name`: how the person wants to be called.
+    pub display_name: Option<String>,
+    pub bio: Option<String>,
+    /// Seed 000's `preferences` object, as JSON.
+    pub preferences: Option<String>,
+    /// Seed 003's free-form `metadata` object, as JSON.
+    pub metadata: Option<String>,
+    pub email_verified_at: Option<i64>,
 }
 
 /// Inserts a user; [`StoreError::Conflict`] names `username` or `email` when taken.

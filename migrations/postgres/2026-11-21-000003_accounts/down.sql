@@ -1,0 +1,11 @@
+DROP TABLE known_devices;
+DROP TABLE outbox;
+DROP TABLE recovery_codes;
+DROP TABLE mfa_challenges;
+DROP TABLE account_tokens;
+DROP TABLE user_security;
+ALTER TABLE users DROP COLUMN email_verified_at;
+ALTER TABLE users DROP COLUMN metadata;
+ALTER TABLE users DROP COLUMN preferences;
+ALTER TABLE users DROP COLUMN bio;
+ALTER TABLE users DROP COLUMN display_name;

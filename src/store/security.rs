@@ -1,0 +1,64 @@
+//! The `user_security` table: lockout counters and MFA state of an account.
+
+use diesel::prelude::*;
+
+use super::schema::user_security;
+use super::{AnyConnection, StoreError};
+
+/// An account's security state.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = user_security, treat_none_as_null = true)]
+pub struct SecurityRow {
+    pub user_id: String,
+    pub failed_login_count: i32,
+    pub failed_login_window_start: Option<i64>,
+    pub locked_until: Option<i64>,
+    pub lock_reason: Option<String>,
+    pub mfa_enabled: bool,
+    /// The TOTP secret, sealed.
+    pub totp_secret: Option<String>,
+    /// The last TOTP time step accepted (a code is never accepted twice).
+    pub totp_last_step: Option<i64>,
+    pub password_changed_at: Option<i64>,
+}
+
+impl SecurityRow {
+    /// The state of a new account.
+    pub fn new(user_id: &str, password_changed_at: Option<i64>) -> Self {
+        Self {
+            user_id: user_id.to_owned(),
+            failed_login_count: 0,
+            failed_login_window_start: None,
+            locked_until: None,
+            lock_reason: None,
+            mfa_enabled: false,
+            totp_secret: None,
+            totp_last_step: None,
+            password_changed_at,
+        }
+    }
+}
+
+/// Inserts the security state of a new account.
+pub fn insert(conn: &mut AnyConnection, row: &SecurityRow) -> Result<(), StoreError> {
+    diesel::insert_into(user_security::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The security state of an account.
+pub fn find(conn: &mut AnyConnection, user_id: &str) -> Result<SecurityRow, StoreError> {
+    Ok(user_security::table
+        .find(user_id)
+        .select(SecurityRow::as_select())
+        .first(conn)?)
+}
+
+/// Writes the whole security state of an account.
+pub fn save(conn: &mut AnyConnection, row: &SecurityRow) -> Result<(), StoreError> {
+    diesel::update(user_security::table.find(&row.user_id))
+        .set(row)
+        .execute(conn)?;
+    Ok(())
+}
