@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod events;
 pub mod http;
 pub mod maintenance;
 pub mod oauth;

@@ -187,16 +187,20 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM (in-flight requests finish first), with key maintenance
-    /// and housekeeping running beside it.
+    /// Serves until SIGINT/SIGTERM (in-flight requests finish first), with key maintenance,
+    /// housekeeping and the outbox workers running beside it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let keys = self.state.keys.clone();
         let interval = self.state.settings.key_refresh_interval;
         let key_maintenance = tokio::spawn(keys.maintain(interval));
         let housekeeping = tokio::spawn(crate::maintenance::run(self.state.clone().into_inner()));
+        let workers = crate::events::spawn_workers(self.state.clone().into_inner());
         let result = self.server.await;
         key_maintenance.abort();
         housekeeping.abort();
+        for worker in workers {
+            worker.abort();
+        }
         result
     }
 }

@@ -94,6 +94,7 @@ pub async fn spawn_app_with(tweak: Tweak) -> TestApp {
     let database_url = fresh_database_url(dir.path());
     let kek = base64::engine::general_purpose::STANDARD.encode(rand_bytes());
     let mut settings = test_settings(&database_url, &kek);
+    settings.mail.directory = dir.path().join("mail");
     tweak(&mut settings);
     let app = Application::build(settings)
         .await

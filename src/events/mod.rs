@@ -1,0 +1,12 @@
+//! Events: the durable outbox and what it delivers (mail now; back-channel logout tokens and
+//! webhooks later).
+
+use std::sync::Arc;
+
+use crate::startup::AppState;
+
+/// Starts the background workers that deliver queued messages; they run until aborted.
+pub fn spawn_workers(state: Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
+    let _ = state;
+    Vec::new()
+}

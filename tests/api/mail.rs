@@ -1,0 +1,1 @@
+//! Mail delivery through the outbox: SMTP, the mail directory, retries and restarts.

@@ -1,0 +1,1 @@
+//! A minimal SMTP server on loopback that records the messages it receives.
