@@ -1,12 +1,15 @@
 //! Events: the durable outbox and what it delivers (mail now; back-channel logout tokens and
 //! webhooks later).
 
+pub mod email;
+pub mod mailer;
+pub mod outbox;
+
 use std::sync::Arc;
 
 use crate::startup::AppState;
 
 /// Starts the background workers that deliver queued messages; they run until aborted.
 pub fn spawn_workers(state: Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
-    let _ = state;
-    Vec::new()
+    vec![tokio::spawn(outbox::run(state))]
 }

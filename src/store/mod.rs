@@ -9,6 +9,7 @@ pub mod consents;
 pub mod grants;
 pub mod keys;
 pub mod meta;
+pub mod outbox;
 pub mod roles;
 pub mod schema;
 pub mod security;
