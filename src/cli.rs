@@ -323,6 +323,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
             {
                 Ok(()) => print_json(&json!({ "deleted": id })),
                 Err(StoreError::NotFound) => Err(usage(format!("there is no client `{id}`"))),
+                Err(StoreError::Conflict { constraint }) => Err(usage(constraint)),
                 Err(other) => Err(anyhow::Error::from(other).into()),
             }
         }

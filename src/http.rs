@@ -66,7 +66,10 @@ pub enum BodyError {
 
 /// Reads a request body of at most `limit` bytes, so every endpoint answers an oversized
 /// body in its own error form.
-pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, BodyError> {
+pub async fn read_body<S>(mut payload: S, limit: usize) -> Result<Bytes, BodyError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>> + Unpin,
+{
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| BodyError::Broken)?;

@@ -46,3 +46,55 @@ pub const API_V1: &str = "/api/v1";
 pub const SYSTEM_HEALTH: &str = "/api/v1/system/health";
 /// Seed 000's public system information.
 pub const SYSTEM_INFO: &str = "/api/v1/system/info";
+
+/// The signed-in person's account page (two-step verification, recovery codes).
+pub const ACCOUNT: &str = "/account";
+/// The page an email verification link opens.
+pub const ACCOUNT_VERIFY_EMAIL: &str = "/account/verify-email";
+/// The page a password reset link opens.
+pub const ACCOUNT_RESET_PASSWORD: &str = "/account/reset-password";
+/// The second-factor step of a browser login.
+pub const LOGIN_MFA: &str = "/login/mfa";
+
+/// `POST` registration.
+pub const AUTH_REGISTER: &str = "/api/v1/auth/register";
+/// `POST` login (username or email).
+pub const AUTH_LOGIN: &str = "/api/v1/auth/login";
+/// `POST` refresh.
+pub const AUTH_REFRESH: &str = "/api/v1/auth/refresh";
+/// `POST` logout.
+pub const AUTH_LOGOUT: &str = "/api/v1/auth/logout";
+/// `POST` token check.
+pub const AUTH_VERIFY: &str = "/api/v1/auth/verify";
+/// `GET` the caller (seed 001).
+pub const AUTH_ME: &str = "/api/v1/auth/me";
+/// `POST` password change (seed 001).
+pub const AUTH_CHANGE_PASSWORD: &str = "/api/v1/auth/change-password";
+/// `POST` start a password reset.
+pub const AUTH_FORGOT_PASSWORD: &str = "/api/v1/auth/forgot-password";
+/// `POST` check a reset token.
+pub const AUTH_VERIFY_RESET_TOKEN: &str = "/api/v1/auth/verify-reset-token";
+/// `POST` set a password with a reset token.
+pub const AUTH_RESET_PASSWORD: &str = "/api/v1/auth/reset-password";
+/// `POST` confirm an address.
+pub const AUTH_VERIFY_EMAIL: &str = "/api/v1/auth/verify-email";
+/// `POST` send the verification mail again.
+pub const AUTH_RESEND_VERIFICATION: &str = "/api/v1/auth/resend-verification";
+/// `POST` start a TOTP setup.
+pub const MFA_SETUP: &str = "/api/v1/auth/mfa/setup";
+/// `POST` confirm a TOTP setup.
+pub const MFA_VERIFY_SETUP: &str = "/api/v1/auth/mfa/verify-setup";
+/// `POST` the second factor of a login.
+pub const MFA_VERIFY: &str = "/api/v1/auth/mfa/verify";
+/// `POST` turn MFA off.
+pub const MFA_DISABLE: &str = "/api/v1/auth/mfa/disable";
+/// `POST` new recovery codes.
+pub const MFA_RECOVERY_CODES: &str = "/api/v1/auth/mfa/recovery-codes";
+/// `GET`/`PATCH` seed 002's profile.
+pub const ME: &str = "/api/v1/me";
+/// `GET`/`PUT` seed 000's profile.
+pub const USERS_PROFILE: &str = "/api/v1/users/profile";
+/// `POST` password change (seed 000).
+pub const USERS_CHANGE_PASSWORD: &str = "/api/v1/users/change-password";
+/// `POST` email change.
+pub const USERS_CHANGE_EMAIL: &str = "/api/v1/users/change-email";

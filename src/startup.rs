@@ -48,6 +48,26 @@ pub struct AppState {
     pub started_at: Instant,
 }
 
+/// Cheap owned copies of what work on the blocking pool needs (settings and crypto), for
+/// closures that must own their data.
+#[derive(Clone)]
+pub struct Handles {
+    /// The settings.
+    pub settings: Arc<Settings>,
+    /// Sealing and token hashing.
+    pub crypto: Arc<Crypto>,
+}
+
+impl AppState {
+    /// Owned handles on the settings and the crypto.
+    pub fn handles(&self) -> Handles {
+        Handles {
+            settings: self.settings.clone(),
+            crypto: self.crypto.clone(),
+        }
+    }
+}
+
 /// The storage side of the server, shared by `serve` and the admin commands: the database
 /// migrated and bootstrapped, and the secrets' key ready.
 pub struct Core {
@@ -79,6 +99,10 @@ impl Core {
                 .await
                 .context("create the signing keys")?;
         }
+        store
+            .run(crate::accounts::first_party::ensure_client)
+            .await
+            .context("create the first-party client")?;
         let passwords = Passwords::new(MAX_CONCURRENT_HASHES);
         if let Bootstrap::Created {
             generated_password: Some(password),
@@ -235,6 +259,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for path in [paths::REVOKE, paths::API_REVOKE] {
         cfg.service(endpoint(path).post(revoke::revoke).finish());
     }
+    api::configure(cfg);
+    crate::accounts::pages::configure(cfg);
+    cfg.service(
+        endpoint(paths::LOGIN_MFA)
+            .get(interaction::mfa_form)
+            .post(interaction::mfa_submit)
+            .finish(),
+    );
     cfg.service(
         endpoint(paths::AUTHORIZE_RESUME)
             .get(authorize::resume)

@@ -90,6 +90,19 @@ pub fn verify_blocking(password: &str, hash: &str) -> bool {
         .is_ok()
 }
 
+/// Whether a PHC hash was made with today's algorithm and parameters (if not, it is replaced
+/// at the next successful login).
+pub fn has_current_parameters(hash: &str) -> bool {
+    let params = argon2::Params::default();
+    let prefix = format!(
+        "$argon2id$v=19$m={},t={},p={}$",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost()
+    );
+    hash.starts_with(&prefix)
+}
+
 /// A random password for accounts whose password nobody chose (the bootstrap admin):
 /// 24 characters from an alphabet without look-alikes, about 140 bits.
 pub fn generate_password() -> SecretString {
@@ -105,6 +118,17 @@ pub fn generate_password() -> SecretString {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weaker_hashes_are_recognised() {
+        assert!(has_current_parameters(&hash_blocking("x").unwrap()));
+        assert!(!has_current_parameters(
+            "$argon2id$v=19$m=4096,t=3,p=1$c2FsdA$aGFzaA"
+        ));
+        assert!(!has_current_parameters(
+            "$argon2i$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"
+        ));
+    }
 
     #[test]
     fn hashes_with_owasp_argon2id_parameters() {

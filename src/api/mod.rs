@@ -1,6 +1,91 @@
 //! The JSON API of the contract (`/api/v1`) and the health endpoints: thin handlers over the
 //! capability modules.
 
+pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod health;
+pub mod mfa;
+pub mod profile;
+pub mod recovery;
 pub mod system;
+
+use actix_web::web;
+
+use crate::http::endpoint;
+use crate::paths;
+
+/// The routes of the JSON API.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(endpoint(paths::AUTH_REGISTER).post(auth::register).finish())
+        .service(endpoint(paths::AUTH_LOGIN).post(auth::login).finish())
+        .service(endpoint(paths::AUTH_REFRESH).post(auth::refresh).finish())
+        .service(endpoint(paths::AUTH_LOGOUT).post(auth::logout).finish())
+        .service(endpoint(paths::AUTH_VERIFY).post(auth::verify).finish())
+        .service(endpoint(paths::AUTH_ME).get(auth::me).finish())
+        .service(
+            endpoint(paths::AUTH_FORGOT_PASSWORD)
+                .post(recovery::forgot_password)
+                .finish(),
+        )
+        .service(
+            endpoint(paths::AUTH_VERIFY_RESET_TOKEN)
+                .post(recovery::verify_reset_token)
+                .finish(),
+        )
+        .service(
+            endpoint(paths::AUTH_RESET_PASSWORD)
+                .post(recovery::reset_password)
+                .finish(),
+        )
+        .service(
+            endpoint(paths::AUTH_VERIFY_EMAIL)
+                .post(recovery::verify_email)
+                .finish(),
+        )
+        .service(
+            endpoint(paths::AUTH_RESEND_VERIFICATION)
+                .post(recovery::resend_verification)
+                .finish(),
+        )
+        .service(endpoint(paths::MFA_SETUP).post(mfa::setup).finish())
+        .service(
+            endpoint(paths::MFA_VERIFY_SETUP)
+                .post(mfa::verify_setup)
+                .finish(),
+        )
+        .service(endpoint(paths::MFA_VERIFY).post(mfa::verify).finish())
+        .service(endpoint(paths::MFA_DISABLE).post(mfa::disable).finish())
+        .service(
+            endpoint(paths::MFA_RECOVERY_CODES)
+                .post(mfa::regenerate_recovery_codes)
+                .finish(),
+        )
+        .service(
+            endpoint(paths::ME)
+                .get(profile::get_me)
+                .patch(profile::patch_me)
+                .finish(),
+        )
+        .service(
+            endpoint(paths::USERS_PROFILE)
+                .get(profile::get_profile)
+                .put(profile::put_profile)
+                .finish(),
+        )
+        .service(
+            endpoint(paths::AUTH_CHANGE_PASSWORD)
+                .post(profile::change_password)
+                .finish(),
+        )
+        .service(
+            endpoint(paths::USERS_CHANGE_PASSWORD)
+                .post(profile::change_password)
+                .finish(),
+        )
+        .service(
+            endpoint(paths::USERS_CHANGE_EMAIL)
+                .post(recovery::change_email)
+                .finish(),
+        );
+}

@@ -239,6 +239,12 @@ impl ClientRequest {
         }
         let scope = Scope::parse(self.scope.as_deref().unwrap_or(DEFAULT_SCOPE))
             .map_err(field_error("scope"))?;
+        if scope.contains("*") {
+            return Err(bad(
+                "scope",
+                "`*` is reserved to the built-in first-party client: list the permissions instead",
+            ));
+        }
         let id_token_signed_response_alg = self
             .id_token_signed_response_alg
             .as_deref()
@@ -584,8 +590,14 @@ pub fn list_clients(conn: &mut AnyConnection) -> Result<Vec<ClientView>, StoreEr
     rows::all(conn)?.iter().map(ClientView::from_row).collect()
 }
 
-/// Deletes a client.
+/// Deletes a client; the built-in first-party client cannot be deleted (the JSON API's logins
+/// are grants to it).
 pub fn delete_client(conn: &mut AnyConnection, client_id: &str) -> Result<(), StoreError> {
+    if client_id == crate::accounts::first_party::FIRST_PARTY_CLIENT_ID {
+        return Err(StoreError::Conflict {
+            constraint: "the built-in first-party client cannot be deleted".into(),
+        });
+    }
     rows::delete(conn, client_id)
 }
 

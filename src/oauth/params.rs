@@ -44,6 +44,16 @@ impl Params {
         Ok(Self(pairs))
     }
 
+    /// Parameters from name–value pairs.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
     /// The first parameter sent more than once (empty repeats included).
     pub fn repeated(&self) -> Option<Repeated> {
         let mut seen = HashSet::new();

@@ -17,7 +17,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
-use crate::domain::{ACR_PASSWORD, AuthMethod, ResponseType, SigningAlg};
+use crate::domain::{ACR_MFA, ACR_PASSWORD, AuthMethod, ResponseType, SigningAlg};
 use crate::paths;
 use crate::startup::AppState;
 
@@ -148,9 +148,10 @@ pub fn metadata(settings: &Settings) -> anyhow::Result<Metadata> {
         CoreGrantType::RefreshToken,
         CoreGrantType::ClientCredentials,
     ]))
-    .set_acr_values_supported(Some(vec![AuthenticationContextClass::new(
-        ACR_PASSWORD.to_owned(),
-    )]))
+    .set_acr_values_supported(Some(vec![
+        AuthenticationContextClass::new(ACR_PASSWORD.to_owned()),
+        AuthenticationContextClass::new(ACR_MFA.to_owned()),
+    ]))
     .set_userinfo_signing_alg_values_supported(Some(signing_algs()))
     .set_token_endpoint_auth_methods_supported(Some(
         AuthMethod::ALL

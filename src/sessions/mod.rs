@@ -2,3 +2,4 @@
 //! cookie) and, later, session listing and revocation.
 
 pub mod browser;
+pub mod revoke;

@@ -27,6 +27,8 @@ pub struct GrantRow {
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
+    /// The refresh-token lifetime of this grant, when it differs from the configured one.
+    pub refresh_ttl_secs: Option<i64>,
 }
 
 /// An authorization code as stored.
@@ -116,6 +118,49 @@ pub fn revoke_session_grants(
             .execute(conn)?;
     }
     Ok(ids)
+}
+
+/// Revokes every live grant of a user except `keep` (the caller's own); returns their ids.
+pub fn revoke_user_grants(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    keep: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
+    let mut query = grants::table
+        .filter(grants::user_id.eq(user_id))
+        .filter(grants::revoked_at.is_null())
+        .select(grants::id)
+        .into_boxed();
+    if let Some(keep) = keep {
+        query = query.filter(grants::id.ne(keep));
+    }
+    let ids: Vec<String> = query.load(conn)?;
+    if !ids.is_empty() {
+        diesel::update(grants::table.filter(grants::id.eq_any(&ids)))
+            .set((
+                grants::revoked_at.eq(now),
+                grants::revoked_reason.eq(reason),
+            ))
+            .execute(conn)?;
+    }
+    Ok(ids)
+}
+
+/// Whether a grant still has a refresh token that can be used.
+pub fn has_live_refresh_token(
+    conn: &mut AnyConnection,
+    grant_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        refresh_tokens::table
+            .filter(refresh_tokens::grant_id.eq(grant_id))
+            .filter(refresh_tokens::used_at.is_null())
+            .filter(refresh_tokens::expires_at.gt(now)),
+    ))
+    .get_result(conn)?)
 }
 
 /// Inserts an authorization code.

@@ -3,12 +3,15 @@
 //! Everything SQL lives under this module. Capability code calls the functions of the table
 //! modules through [`Store::run`], which moves the blocking diesel work off the async executor.
 
+pub mod account_tokens;
 pub mod authorization_requests;
 pub mod clients;
 pub mod consents;
+pub mod devices;
 pub mod grants;
 pub mod keys;
 pub mod meta;
+pub mod mfa;
 pub mod outbox;
 pub mod roles;
 pub mod schema;

@@ -99,6 +99,7 @@ diesel::table! {
         expires_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
         revoked_reason -> Nullable<Text>,
+        refresh_ttl_secs -> Nullable<BigInt>,
     }
 }
 

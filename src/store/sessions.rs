@@ -73,3 +73,55 @@ pub fn revoke(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, Stor
     .execute(conn)?;
     Ok(changed == 1)
 }
+
+/// The live sessions of a user, most recent first.
+pub fn live_for_user(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<SessionRow>, StoreError> {
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .order(sessions::last_activity.desc())
+        .select(SessionRow::as_select())
+        .load(conn)?)
+}
+
+/// How many live sessions a user has.
+pub fn count_live_for_user(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Records a completed second factor on a live session: a new `auth_time`, `amr` and `acr`.
+pub fn step_up(
+    conn: &mut AnyConnection,
+    id: &str,
+    amr: &str,
+    acr: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::auth_time.eq(now),
+        sessions::amr.eq(amr),
+        sessions::acr.eq(acr),
+        sessions::last_activity.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(())
+}

@@ -114,3 +114,80 @@ pub fn permissions(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String
     from_roles.dedup();
     Ok(from_roles)
 }
+
+/// Changes to a profile: `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Default, Clone, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct ProfileChanges {
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub display_name: Option<Option<String>>,
+    pub bio: Option<Option<String>>,
+    pub preferences: Option<Option<String>>,
+    pub metadata: Option<Option<String>>,
+    pub status: Option<String>,
+    pub updated_at: Option<i64>,
+}
+
+/// Applies profile changes.
+pub fn update_profile(
+    conn: &mut AnyConnection,
+    id: &str,
+    changes: &ProfileChanges,
+) -> Result<(), StoreError> {
+    match diesel::update(users::table.find(id))
+        .set(changes)
+        .execute(conn)?
+    {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
+}
+
+/// Replaces a password hash.
+pub fn set_password_hash(
+    conn: &mut AnyConnection,
+    id: &str,
+    hash: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(hash), users::updated_at.eq(at)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Marks the address verified, optionally replacing it (a confirmed change of address).
+pub fn verify_email(
+    conn: &mut AnyConnection,
+    id: &str,
+    new_email: Option<&str>,
+    at: i64,
+) -> Result<(), StoreError> {
+    match new_email {
+        Some(email) => diesel::update(users::table.find(id))
+            .set((
+                users::email.eq(email),
+                users::email_verified.eq(true),
+                users::email_verified_at.eq(at),
+                users::updated_at.eq(at),
+            ))
+            .execute(conn)?,
+        None => diesel::update(users::table.find(id))
+            .set((
+                users::email_verified.eq(true),
+                users::email_verified_at.eq(at),
+                users::updated_at.eq(at),
+            ))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
+/// Whether an address belongs to any account.
+pub fn email_taken(conn: &mut AnyConnection, email: &str) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        users::table.filter(users::email.eq(email)),
+    ))
+    .get_result(conn)?)
+}

@@ -7,8 +7,14 @@
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
 
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+
 use crate::crypto::{Crypto, constant_time_eq};
 use crate::domain::PlainToken;
+use crate::http::{BodyError, read_body};
+use crate::startup::AppState;
+use crate::web::PageError;
 
 /// Name of the CSRF cookie.
 pub const CSRF_COOKIE: &str = "lk_csrf";
@@ -58,4 +64,42 @@ pub fn verify(request: &HttpRequest, crypto: &Crypto, submitted: &str) -> bool {
         Some(value) => constant_time_eq(crypto.csrf_token(&value).as_bytes(), submitted.as_bytes()),
         None => false,
     }
+}
+
+/// Reads a form posted by one of our pages and checks its CSRF token.
+pub async fn read_form<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    http: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, PageError> {
+    let body = read_body(payload, 16 * 1024).await.map_err(|e| match e {
+        BodyError::TooLarge => PageError::bad_request("The form is too large."),
+        BodyError::Broken => PageError::bad_request("The form could not be read."),
+    })?;
+    let token = url::form_urlencoded::parse(&body)
+        .find(|(name, _)| name == "csrf_token")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    if !verify(http, &state.crypto, &token) {
+        return Err(PageError::csrf());
+    }
+    serde_urlencoded::from_bytes(&body).map_err(|_| {
+        PageError::bad_request("The form is missing a field or has an unexpected one.")
+    })
+}
+
+/// Renders a page with its CSRF token, setting the CSRF cookie when the browser has none.
+pub fn page_with_csrf(
+    state: &AppState,
+    http: &HttpRequest,
+    status: StatusCode,
+    build: impl FnOnce(&str) -> HttpResponse,
+) -> HttpResponse {
+    let guard = issue(http, &state.crypto, state.settings.is_https());
+    let mut response = build(&guard.token);
+    response.head_mut().status = status;
+    if let Some(cookie) = guard.cookie {
+        let _ = response.add_cookie(&cookie);
+    }
+    response
 }

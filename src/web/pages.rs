@@ -17,8 +17,10 @@ pub struct ErrorPage<'a> {
 #[derive(Template)]
 #[template(path = "login.html")]
 pub struct LoginPage<'a> {
-    pub client: &'a Client,
-    pub request_id: &'a str,
+    /// The client being signed in to (none when signing in to the account page).
+    pub client: Option<&'a Client>,
+    /// The pending authorization request, if any.
+    pub request_id: Option<&'a str>,
     pub csrf_token: &'a str,
     /// Prefilled from `login_hint` or the last attempt.
     pub username: &'a str,
@@ -53,6 +55,74 @@ pub struct SelectAccountPage<'a> {
 pub struct FormPostPage<'a> {
     pub action: &'a str,
     pub fields: &'a [(&'static str, String)],
+}
+
+/// The second-factor step of a browser login.
+#[derive(Template)]
+#[template(path = "mfa.html")]
+pub struct MfaPage<'a> {
+    pub client: Option<&'a Client>,
+    pub csrf_token: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// The signed-in person's account page.
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub mfa_enabled: bool,
+    pub recovery_codes_left: i64,
+    pub csrf_token: &'a str,
+    pub notice: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+/// A new TOTP secret with its QR code (and, the first time, the recovery codes).
+#[derive(Template)]
+#[template(path = "mfa_setup.html")]
+pub struct MfaSetupPage<'a> {
+    pub qr_code: &'a str,
+    pub secret: &'a str,
+    pub backup_codes: &'a [String],
+    pub setup_token: &'a str,
+    pub csrf_token: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// Freshly generated recovery codes.
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub struct RecoveryCodesPage<'a> {
+    pub codes: &'a [String],
+}
+
+/// The page of an email verification link (a button, so that link scanners cannot use it).
+#[derive(Template)]
+#[template(path = "verify_email.html")]
+pub struct VerifyEmailPage<'a> {
+    pub token: &'a str,
+    pub csrf_token: &'a str,
+}
+
+/// The page of a password reset link.
+#[derive(Template)]
+#[template(path = "reset_password.html")]
+pub struct ResetPasswordPage<'a> {
+    pub token: &'a str,
+    pub csrf_token: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// A message after an action (address confirmed, password set, ...).
+#[derive(Template)]
+#[template(path = "notice.html")]
+pub struct NoticePage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub link: Option<&'a str>,
+    pub link_text: &'a str,
 }
 
 /// Describes a scope in words for the consent page.

@@ -160,9 +160,13 @@ async fn client_create_shows_the_secret_once_and_list_never_does() {
 
     let listed = app.cli_json(&["client", "list"]);
     let listed = listed.as_array().unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0]["client_id"], client_id.as_str());
-    assert!(listed[0].get("client_secret").is_none());
+    assert_eq!(listed.len(), 2, "the built-in first-party client and ours");
+    let ours = listed
+        .iter()
+        .find(|c| c["client_id"] == client_id.as_str())
+        .unwrap();
+    assert!(listed.iter().all(|c| c.get("client_secret").is_none()));
+    assert_eq!(ours["client_name"], "Web App");
 
     let public = app.cli_json(&[
         "client",
@@ -188,8 +192,11 @@ async fn client_create_shows_the_secret_once_and_list_never_does() {
     assert_eq!(again.status.code(), Some(2));
     assert_eq!(
         app.cli_json(&["client", "list"]).as_array().unwrap().len(),
-        1
+        2,
+        "the public client and the built-in first-party client remain"
     );
+    let builtin = app.cli(&["client", "delete", "latchkey"]);
+    assert_eq!(builtin.status.code(), Some(2), "the built-in client stays");
 }
 
 #[tokio::test]
@@ -236,12 +243,13 @@ async fn client_create_refuses_bad_metadata_naming_the_field() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(field), "{all:?}: {stderr}");
     }
-    assert!(
-        app.cli_json(&["client", "list"])
-            .as_array()
-            .unwrap()
-            .is_empty()
+    let listed = app.cli_json(&["client", "list"]);
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "only the built-in client"
     );
+    assert_eq!(listed[0]["client_id"], "latchkey");
 }
 
 #[tokio::test]

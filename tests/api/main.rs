@@ -1,5 +1,6 @@
 //! Integration tests: each starts a real Latchkey over a fresh database and talks HTTP to it.
 
+mod accounts;
 mod browser;
 mod browser_support;
 mod cli;

@@ -666,3 +666,35 @@ async fn a_json_token_request_is_accepted_as_the_seeds_send_it() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
 }
+
+#[tokio::test]
+async fn a_refused_request_object_is_answered_the_way_the_object_asks() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    let client = app.web_client("Objects", |_| {}).await;
+    let encode = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let object = format!(
+        "{}.{}.",
+        encode(serde_json::json!({"alg": "none"})),
+        encode(serde_json::json!({"response_mode": "form_post", "state": "inside", "nonce": "n"}))
+    );
+    let url = authorize_url(
+        &app,
+        &client.client_id,
+        &[
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("request", &object),
+        ],
+    );
+    let response = app.client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "a form_post page, not a redirect");
+    let html = response.text().await.unwrap();
+    let (action, fields) = crate::flows::form_post_fields(&html);
+    assert_eq!(action, "https://rp.example/callback");
+    let field = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    assert_eq!(field("error").as_deref(), Some("request_not_supported"));
+    assert_eq!(field("state").as_deref(), Some("inside"));
+}

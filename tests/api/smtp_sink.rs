@@ -467,7 +467,7 @@ mod tests {
     fn quoted_printable_soft_breaks_and_octets_are_decoded() {
         assert_eq!(
             decode_quoted_printable("https://x/?a=3D1&b=\r\n=3D2\r\nnext"),
-            b"https://x/?a=1&b==2\r\nnext"
+            b"https://x/?a=1&b=2\r\nnext"
         );
         assert_eq!(
             String::from_utf8(decode_quoted_printable("caf=C3=A9")).unwrap(),

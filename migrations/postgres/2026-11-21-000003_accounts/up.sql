@@ -11,6 +11,9 @@
 --                  backoff until delivered; the payload is sealed (mails carry one-time links).
 -- known_devices:   browser and OS families a person signed in from (for new-device notices).
 
+-- A grant may carry its own refresh-token lifetime (an API login with remember_me).
+ALTER TABLE grants ADD COLUMN refresh_ttl_secs BIGINT;
+
 ALTER TABLE users ADD COLUMN display_name TEXT;
 ALTER TABLE users ADD COLUMN bio TEXT;
 ALTER TABLE users ADD COLUMN preferences TEXT;

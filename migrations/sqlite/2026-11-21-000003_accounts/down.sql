@@ -4,6 +4,7 @@ DROP TABLE recovery_codes;
 DROP TABLE mfa_challenges;
 DROP TABLE account_tokens;
 DROP TABLE user_security;
+ALTER TABLE grants DROP COLUMN refresh_ttl_secs;
 ALTER TABLE users DROP COLUMN email_verified_at;
 ALTER TABLE users DROP COLUMN metadata;
 ALTER TABLE users DROP COLUMN preferences;

@@ -8,66 +8,34 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::domain::{ACR_PASSWORD, Scope, now};
-use crate::http::{BodyError, read_body};
+use crate::accounts::login::{CredentialError, verify_credentials};
+use crate::accounts::mfa::{self, LoginChallenge, SecondFactorError};
+use crate::domain::{ACR_MFA, ACR_PASSWORD, Scope, now};
 use crate::oauth::clients::Client;
 use crate::oauth::error::ErrorCode;
 use crate::paths;
 use crate::sessions::browser::{self, BrowserSession, ClientInfo};
 use crate::startup::AppState;
 use crate::store::authorization_requests as pending;
-use crate::store::{consents, sessions, users};
-use crate::web::pages::{ConsentPage, LoginPage, SelectAccountPage, describe_scope};
-use crate::web::{PageError, csrf, render};
+use crate::store::{consents, sessions, to_json, users};
+use crate::web::csrf::{page_with_csrf, read_form};
+use crate::web::pages::{ConsentPage, LoginPage, MfaPage, SelectAccountPage, describe_scope};
+use crate::web::{PageError, render};
 
 use super::request::AuthorizationRequest;
 use super::response::AuthorizeError;
 use super::{Pending, ResumeQuery, complete, current_session, go_to, load_pending};
 
-/// Reads a form posted by one of our pages and checks its CSRF token.
-async fn read_form<T: serde::de::DeserializeOwned>(
-    state: &AppState,
-    http: &HttpRequest,
-    payload: web::Payload,
-) -> Result<T, PageError> {
-    let body = read_body(payload, 16 * 1024).await.map_err(|e| match e {
-        BodyError::TooLarge => PageError::bad_request("The form is too large."),
-        BodyError::Broken => PageError::bad_request("The form could not be read."),
-    })?;
-    let token = url::form_urlencoded::parse(&body)
-        .find(|(name, _)| name == "csrf_token")
-        .map(|(_, value)| value.into_owned())
-        .unwrap_or_default();
-    if !csrf::verify(http, &state.crypto, &token) {
-        return Err(PageError::csrf());
-    }
-    serde_urlencoded::from_bytes(&body).map_err(|_| {
-        PageError::bad_request("The form is missing a field or has an unexpected one.")
-    })
-}
-
-/// Renders a page with its CSRF token, setting the CSRF cookie when the browser has none.
-fn page_with_csrf(
-    state: &AppState,
-    http: &HttpRequest,
-    status: StatusCode,
-    build: impl FnOnce(&str) -> HttpResponse,
-) -> HttpResponse {
-    let guard = csrf::issue(http, &state.crypto, state.settings.is_https());
-    let mut response = build(&guard.token);
-    response.head_mut().status = status;
-    if let Some(cookie) = guard.cookie {
-        let _ = response.add_cookie(&cookie);
-    }
-    response
-}
+/// The cookie that carries the `mfa_token` of a browser login between the password and the
+/// second factor (never in a URL, where it would linger in history and logs).
+pub const MFA_COOKIE: &str = "lk_mfa";
 
 fn login_page(
     state: &AppState,
     http: &HttpRequest,
     status: StatusCode,
-    client: &Client,
-    pending: &Pending,
+    client: Option<&Client>,
+    pending: Option<&Pending>,
     username: &str,
     error: Option<&str>,
 ) -> HttpResponse {
@@ -76,7 +44,7 @@ fn login_page(
             status,
             &LoginPage {
                 client,
-                request_id: &pending.id,
+                request_id: pending.map(|p| p.id.as_str()),
                 csrf_token: token,
                 username,
                 error,
@@ -85,107 +53,331 @@ fn login_page(
     })
 }
 
-/// `GET /login?request=<id>`.
+/// The query of the login page: a pending authorization request, or none (the account page).
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    request: Option<String>,
+}
+
+/// `GET /login` (`?request=<id>` within an authorization; without, for the account page).
 pub async fn login_form(
     state: web::Data<AppState>,
     http: HttpRequest,
-    query: web::Query<ResumeQuery>,
+    query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, AuthorizeError> {
-    let (client, request, pending) = load_pending(&state, &query.request).await?;
-    let hint = request.login_hint.clone().unwrap_or_default();
-    Ok(login_page(
-        &state,
-        &http,
-        StatusCode::OK,
-        &client,
-        &pending,
-        &hint,
-        None,
-    ))
+    match &query.request {
+        Some(id) => {
+            let (client, request, pending) = load_pending(&state, id).await?;
+            let hint = request.login_hint.clone().unwrap_or_default();
+            Ok(login_page(
+                &state,
+                &http,
+                StatusCode::OK,
+                Some(&client),
+                Some(&pending),
+                &hint,
+                None,
+            ))
+        }
+        None => Ok(login_page(
+            &state,
+            &http,
+            StatusCode::OK,
+            None,
+            None,
+            "",
+            None,
+        )),
+    }
 }
 
 /// The login form.
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
-    request: String,
+    request: Option<String>,
     username: String,
     password: String,
 }
 
-/// `POST /login`: checks the credentials, starts the session, and resumes the request.
+fn mfa_cookie(value: &str, secure: bool, max_age: i64) -> actix_web::cookie::Cookie<'static> {
+    actix_web::cookie::Cookie::build(MFA_COOKIE, value.to_owned())
+        .path(paths::LOGIN_MFA)
+        .http_only(true)
+        .secure(secure)
+        .same_site(actix_web::cookie::SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
+        .finish()
+}
+
+/// Where the browser goes after a completed login: the pending request, or the account page.
+fn after_login(pending: Option<&str>) -> HttpResponse {
+    match pending {
+        Some(id) => go_to(paths::AUTHORIZE_RESUME, id),
+        None => HttpResponse::SeeOther()
+            .insert_header(("Location", paths::ACCOUNT))
+            .insert_header(("Cache-Control", "no-store"))
+            .finish(),
+    }
+}
+
+/// Starts the browser session of a person who completed every factor, replacing the browser's
+/// previous session, and sends the browser on.
+pub async fn finish_login(
+    state: &AppState,
+    http: &HttpRequest,
+    user_id: &str,
+    amr: &'static [&'static str],
+    acr: &'static str,
+    pending: Option<&str>,
+) -> Result<HttpResponse, AuthorizeError> {
+    let previous = browser::cookie_secret(http);
+    let crypto = state.crypto.clone();
+    let lifetime = state.settings.lifetimes.session;
+    let info = ClientInfo::of(http);
+    let pending_id = pending.map(str::to_owned);
+    let id = user_id.to_owned();
+    let started_info = info.clone();
+    let (session, secret, user) = state
+        .store
+        .run(move |conn| {
+            if let Some(previous) = previous {
+                if let Some(old) = browser::find_live(conn, &crypto, &previous)? {
+                    sessions::revoke(conn, &old.id, now())?;
+                }
+            }
+            let (session, secret) =
+                browser::start(conn, &crypto, &id, amr, acr, lifetime, &started_info)?;
+            if let Some(pending_id) = &pending_id {
+                pending::set_login_session(conn, pending_id, &session.id)?;
+            }
+            users::touch_login(conn, &id, now())?;
+            Ok((session, secret, users::find(conn, &id)?))
+        })
+        .await?;
+    crate::accounts::devices::note_sign_in(state, &user, &info).await?;
+    tracing::info!(target: "latchkey::security", event = "login", user_id = %user.id, session_id = %session.id, "browser login");
+    let mut response = after_login(pending);
+    let _ = response.add_cookie(&browser::cookie(
+        &secret,
+        lifetime,
+        state.settings.is_https(),
+    ));
+    Ok(response)
+}
+
+/// `POST /login`: checks the credentials (with lockout); with two-step verification on, goes
+/// to the code page, otherwise starts the session and continues.
 pub async fn login(
     state: web::Data<AppState>,
     http: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AuthorizeError> {
     let form: LoginForm = read_form(&state, &http, payload).await?;
-    let (client, _, pending) = load_pending(&state, &form.request).await?;
+    let loaded = match &form.request {
+        Some(id) => {
+            let (client, _, pending) = load_pending(&state, id).await?;
+            Some((client, pending))
+        }
+        None => None,
+    };
+    let (client, pending) = (loaded.as_ref().map(|l| &l.0), loaded.as_ref().map(|l| &l.1));
     let login = form.username.trim().to_owned();
-    let lookup = login.clone();
-    let user = state
+    let refused = |status: StatusCode, message: &str| {
+        Ok(login_page(
+            &state,
+            &http,
+            status,
+            client,
+            pending,
+            &login,
+            Some(message),
+        ))
+    };
+    let verified = match verify_credentials(&state, &login, SecretString::from(form.password)).await
+    {
+        Ok(verified) => verified,
+        Err(CredentialError::Invalid) => {
+            return refused(
+                StatusCode::UNAUTHORIZED,
+                "The username or password is incorrect.",
+            );
+        }
+        Err(CredentialError::Locked { retry_after }) => {
+            let minutes = (retry_after + 59) / 60;
+            return refused(
+                StatusCode::LOCKED,
+                &format!(
+                    "Too many failed attempts. Try again in {minutes} minutes, or reset your password."
+                ),
+            );
+        }
+        Err(CredentialError::Disabled) => {
+            return refused(StatusCode::FORBIDDEN, "This account is disabled.");
+        }
+        Err(CredentialError::Internal(error)) => return Err(error.into()),
+    };
+    if verified.security.mfa_enabled {
+        let challenge = LoginChallenge {
+            authorization_request: pending.map(|p| p.id.clone()),
+            ..Default::default()
+        };
+        return start_second_factor(&state, &verified.user.id, challenge).await;
+    }
+    finish_login(
+        &state,
+        &http,
+        &verified.user.id,
+        &["pwd"],
+        ACR_PASSWORD,
+        pending.map(|p| p.id.as_str()),
+    )
+    .await
+}
+
+/// Creates a login challenge and sends the browser to the code page with its cookie.
+pub async fn start_second_factor(
+    state: &AppState,
+    user_id: &str,
+    challenge: LoginChallenge,
+) -> Result<HttpResponse, AuthorizeError> {
+    let (crypto, id) = (state.crypto.clone(), user_id.to_owned());
+    let token = state
         .store
-        .run(move |conn| match users::find_by_login(conn, &lookup) {
-            Ok(user) => Ok(Some(user)),
-            Err(crate::store::StoreError::NotFound) => Ok(None),
-            Err(other) => Err(other),
-        })
+        .run(move |conn| mfa::new_login_challenge(conn, &crypto, &id, &challenge))
         .await?;
-    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let password_ok = state
-        .passwords
-        .verify(SecretString::from(form.password), hash)
-        .await?;
-    let user = match user {
-        Some(user) if password_ok && user.status == "active" => user,
-        _ => {
-            tracing::info!(target: "latchkey::security", event = "login_failed", client_id = %client.id, "login failed");
-            return Ok(login_page(
+    let mut response = HttpResponse::SeeOther()
+        .insert_header(("Location", paths::LOGIN_MFA))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish();
+    let _ = response.add_cookie(&mfa_cookie(
+        token.expose(),
+        state.settings.is_https(),
+        mfa::CHALLENGE_TTL_SECS,
+    ));
+    Ok(response)
+}
+
+/// The pending challenge behind the browser's MFA cookie, with its client (for the page).
+async fn pending_challenge(
+    state: &AppState,
+    http: &HttpRequest,
+) -> Result<(String, String, LoginChallenge, Option<Client>), AuthorizeError> {
+    let token = http
+        .cookie(MFA_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|t| t.len() < 128)
+        .ok_or_else(|| PageError::bad_request("This sign-in has expired. Start again."))?;
+    let (crypto, lookup) = (state.crypto.clone(), token.clone());
+    let (user_id, challenge) = state
+        .store
+        .run(move |conn| mfa::find_login_challenge(conn, &crypto, &lookup))
+        .await?
+        .ok_or_else(|| PageError::bad_request("This sign-in has expired. Start again."))?;
+    let client = match &challenge.authorization_request {
+        Some(id) => Some(load_pending(state, id).await?.0),
+        None => None,
+    };
+    Ok((token, user_id, challenge, client))
+}
+
+fn mfa_page(
+    state: &AppState,
+    http: &HttpRequest,
+    status: StatusCode,
+    client: Option<&Client>,
+    error: Option<&str>,
+) -> HttpResponse {
+    page_with_csrf(state, http, status, |token| {
+        render(
+            status,
+            &MfaPage {
+                client,
+                csrf_token: token,
+                error,
+            },
+        )
+    })
+}
+
+/// `GET /login/mfa`.
+pub async fn mfa_form(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+) -> Result<HttpResponse, AuthorizeError> {
+    let (_, _, _, client) = pending_challenge(&state, &http).await?;
+    Ok(mfa_page(
+        &state,
+        &http,
+        StatusCode::OK,
+        client.as_ref(),
+        None,
+    ))
+}
+
+/// The code form.
+#[derive(Debug, Deserialize)]
+pub struct MfaForm {
+    code: String,
+}
+
+/// `POST /login/mfa`: a TOTP or recovery code completes the login (or steps up the session).
+pub async fn mfa_submit(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AuthorizeError> {
+    let form: MfaForm = read_form(&state, &http, payload).await?;
+    let (token, _, _, client) = pending_challenge(&state, &http).await?;
+    let (user_id, challenge) = match mfa::complete_second_factor(&state, &token, &form.code).await {
+        Ok(done) => done,
+        Err(SecondFactorError::WrongCode) => {
+            return Ok(mfa_page(
                 &state,
                 &http,
                 StatusCode::UNAUTHORIZED,
-                &client,
-                &pending,
-                &login,
-                Some("The username or password is incorrect."),
+                client.as_ref(),
+                Some("That code is not right. Try again."),
             ));
         }
+        Err(SecondFactorError::Locked { retry_after }) => {
+            let minutes = (retry_after + 59) / 60;
+            return Err(PageError::new(
+                StatusCode::LOCKED,
+                "Account locked",
+                format!("Too many failed attempts. Try again in {minutes} minutes."),
+            )
+            .into());
+        }
+        Err(SecondFactorError::UnknownChallenge) => {
+            return Err(PageError::bad_request("This sign-in has expired. Start again.").into());
+        }
+        Err(SecondFactorError::Internal(error)) => return Err(error.into()),
     };
-    let previous = browser::cookie_secret(&http);
-    let crypto = state.crypto.clone();
-    let lifetime = state.settings.lifetimes.session;
-    let info = ClientInfo::of(&http);
-    let pending_id = pending.id.clone();
-    let user_id = user.id.clone();
-    let (session, secret) = state
-        .store
-        .run(move |conn| {
-            // A new login replaces the browser's previous session.
-            if let Some(previous) = previous {
-                if let Some(old) = browser::find_live(conn, &crypto, &previous)? {
-                    sessions::revoke(conn, &old.id, now())?;
-                }
-            }
-            let started = browser::start(
-                conn,
-                &crypto,
+    let mut response = match &challenge.step_up_session {
+        Some(session_id) => {
+            let sid = session_id.clone();
+            state
+                .store
+                .run(move |conn| {
+                    sessions::step_up(conn, &sid, &to_json(&["pwd", "otp"]), ACR_MFA, now())
+                })
+                .await?;
+            tracing::info!(target: "latchkey::security", event = "step_up", %user_id, "session stepped up with a second factor");
+            after_login(challenge.authorization_request.as_deref())
+        }
+        None => {
+            finish_login(
+                &state,
+                &http,
                 &user_id,
-                &["pwd"],
-                ACR_PASSWORD,
-                lifetime,
-                &info,
-            )?;
-            pending::set_login_session(conn, &pending_id, &started.0.id)?;
-            users::touch_login(conn, &user_id, now())?;
-            Ok(started)
-        })
-        .await?;
-    tracing::info!(target: "latchkey::security", event = "login", user_id = %user.id, session_id = %session.id, client_id = %client.id, "login succeeded");
-    let mut response = go_to(paths::AUTHORIZE_RESUME, &pending.id);
-    let _ = response.add_cookie(&browser::cookie(
-        &secret,
-        lifetime,
-        state.settings.is_https(),
-    ));
+                &["pwd", "otp"],
+                ACR_MFA,
+                challenge.authorization_request.as_deref(),
+            )
+            .await?
+        }
+    };
+    let _ = response.add_cookie(&mfa_cookie("", state.settings.is_https(), 0));
     Ok(response)
 }
 

@@ -12,7 +12,7 @@ pub mod response;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::domain::{GrantType, PlainToken, ResponseType, Scope, now};
+use crate::domain::{ACR_MFA, GrantType, PlainToken, ResponseType, Scope, now};
 use crate::http::{BodyError, media_type, read_body};
 use crate::oauth::clients::{Client, find_client};
 use crate::oauth::error::ErrorCode;
@@ -247,6 +247,28 @@ pub async fn proceed(
         return Ok(go_to(paths::LOGIN, &id));
     }
     let session = session.expect("a session exists when no login is needed");
+    if request.requires_mfa() && session.acr != ACR_MFA {
+        let user_id = session.user_id.clone();
+        let has_mfa = state
+            .store
+            .run(move |conn| Ok(crate::store::security::find(conn, &user_id)?.mfa_enabled))
+            .await?;
+        if has_mfa {
+            if request.prompt.none {
+                return Err(to_client(
+                    ErrorCode::InteractionRequired,
+                    "A second factor is required",
+                ));
+            }
+            let id = park(state, &request, pending.as_ref()).await?;
+            let challenge = crate::accounts::mfa::LoginChallenge {
+                authorization_request: Some(id),
+                step_up_session: Some(session.id.clone()),
+                ..Default::default()
+            };
+            return interaction::start_second_factor(state, &session.user_id, challenge).await;
+        }
+    }
     if request.prompt.select_account && !logged_in_for_this {
         let id = park(state, &request, pending.as_ref()).await?;
         return Ok(go_to(paths::SELECT_ACCOUNT, &id));
@@ -301,6 +323,7 @@ pub async fn complete(
         expires_at: at + state.settings.lifetimes.refresh_family as i64,
         revoked_at: None,
         revoked_reason: None,
+        refresh_ttl_secs: None,
     };
     let code = response_type
         .code

@@ -55,6 +55,17 @@ impl AuthorizationRequest {
         Scope::parse(&self.scope).unwrap_or_default()
     }
 
+    /// Whether only a sign-in with a second factor satisfies the request: `acr_values` lists the
+    /// MFA level and not the password level, or the `claims` request makes the MFA level
+    /// essential.
+    pub fn requires_mfa(&self) -> bool {
+        use crate::domain::{ACR_MFA, ACR_PASSWORD};
+        let asked = |values: &[String]| {
+            values.iter().any(|v| v == ACR_MFA) && !values.iter().any(|v| v == ACR_PASSWORD)
+        };
+        asked(&self.acr_values) || asked(&self.claims.essential_acr())
+    }
+
     /// Where and how responses (and errors) go.
     pub fn target(&self, issuer: &str) -> ResponseTarget {
         ResponseTarget {
@@ -148,11 +159,28 @@ pub fn validate(
         Some(Ok(rt)) if rt.is_front_channel() => ResponseMode::Fragment,
         _ => ResponseMode::Query,
     };
+    // A request object is refused below; its `response_mode` and `state` (read, not trusted)
+    // still say how the client expects that refusal, when the query does not.
+    let object = params.get("request").and_then(unverified_claims);
+    let from_object = |name: &str| {
+        object
+            .as_ref()
+            .and_then(|o| o.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let mode = params
         .get("response_mode")
+        .map(str::to_owned)
+        .or_else(|| from_object("response_mode"))
         .and_then(|m| m.parse().ok())
         .unwrap_or(default_mode);
-    let state = params.get("state").map(str::to_owned);
+    let state = params.get("state").map(str::to_owned).or_else(|| {
+        params
+            .contains("request")
+            .then(|| from_object("state"))
+            .flatten()
+    });
     let target = ResponseTarget {
         redirect_uri: trusted.redirect_uri.clone(),
         mode,
@@ -313,6 +341,20 @@ pub fn validate(
         acr_values,
         claims,
     })
+}
+
+/// The claims of a compact JWT, without checking anything: only to learn how a client wants
+/// an error delivered.
+fn unverified_claims(token: &str) -> Option<serde_json::Map<String, Value>> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
 }
 
 /// The subject of an ID token this provider issued to `client_id` (an expired one still names

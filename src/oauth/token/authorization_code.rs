@@ -131,7 +131,8 @@ pub(super) async fn exchange(
                     return Ok(Decision::Refuse(CodeExchangeError::InactiveAccount));
                 }
                 let refresh_token = if issues_refresh {
-                    let expires = (at + refresh_ttl).min(grant.expires_at);
+                    let expires =
+                        (at + grant.refresh_ttl_secs.unwrap_or(refresh_ttl)).min(grant.expires_at);
                     Some(
                         new_refresh_token(conn, &crypto, &grant.id, expires)?
                             .expose()
@@ -236,11 +237,18 @@ pub(super) fn respond(
     } else {
         None
     };
+    let refresh_expires_in = refresh_token.as_ref().map(|_| {
+        let ttl = grant
+            .refresh_ttl_secs
+            .unwrap_or(state.settings.lifetimes.refresh_token as i64);
+        ttl.min(grant.expires_at - crate::domain::now()).max(0) as u64
+    });
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
         expires_in: state.settings.lifetimes.access_token,
         refresh_token,
+        refresh_expires_in,
         id_token,
         scope: scope.to_string(),
     })

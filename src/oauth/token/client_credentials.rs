@@ -84,6 +84,7 @@ pub(super) async fn issue(
         token_type: "Bearer",
         expires_in: state.settings.lifetimes.access_token,
         refresh_token: None,
+        refresh_expires_in: None,
         id_token: None,
         scope: scope.to_string(),
     })

@@ -2,7 +2,7 @@
 
 mod authorization_code;
 mod client_credentials;
-mod refresh_token;
+pub mod refresh_token;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
@@ -22,6 +22,9 @@ pub struct TokenResponse {
     pub expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Seconds the refresh token stays valid (as seed 000 and Keycloak report it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
     #[serde(skip_serializing_if = "String::is_empty")]

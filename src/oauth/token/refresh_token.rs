@@ -43,7 +43,8 @@ enum Decision {
     WidenedScope,
 }
 
-pub(super) async fn refresh(
+/// The refresh grant for an authenticated client: rotation, reuse detection, narrowing.
+pub async fn refresh(
     state: &AppState,
     client: &Client,
     params: &Params,
@@ -107,7 +108,8 @@ pub(super) async fn refresh(
                     return Ok(Decision::Refuse(RefreshError::InactiveAccount));
                 }
                 if rows::use_refresh_token(conn, &token_hash, &sealed_successor, at)? {
-                    let expires = (at + ttl).min(grant.expires_at);
+                    let expires =
+                        (at + grant.refresh_ttl_secs.unwrap_or(ttl)).min(grant.expires_at);
                     rows::insert_refresh_token(
                         conn,
                         &RefreshTokenRow {

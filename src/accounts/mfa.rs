@@ -1,0 +1,476 @@
+//! Multi-factor authentication: TOTP (RFC 6238) with recovery codes.
+//!
+//! Setting up stores the new secret, sealed, in a setup challenge until a code from the
+//! authenticator confirms it. A TOTP code is accepted once (the last accepted time step is
+//! kept); recovery codes are single-use and stored as keyed hashes. Wrong codes count toward
+//! the account lockout like wrong passwords.
+
+use base64::Engine;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use totp_rs::{Builder, Secret, Totp};
+
+use crate::config::Settings;
+use crate::crypto::Crypto;
+use crate::domain::{PlainToken, now};
+use crate::store::mfa::{self as rows, ChallengeRow};
+use crate::store::security;
+use crate::store::{AnyConnection, StoreError, from_json, to_json};
+
+/// How long an `mfa_token` or a `setup_token` lives.
+pub const CHALLENGE_TTL_SECS: i64 = 300;
+/// How many recovery codes a person gets.
+pub const RECOVERY_CODES: usize = 10;
+
+const MFA_TOKEN_PREFIX: &str = "lk_mfa_";
+const SETUP_TOKEN_PREFIX: &str = "lk_mfs_";
+
+/// Why a second factor was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MfaError {
+    /// The `mfa_token` or `setup_token` is unknown, expired or used.
+    #[error("the token is invalid or has expired")]
+    UnknownChallenge,
+    /// The code is wrong, or was already used.
+    #[error("the code is invalid")]
+    WrongCode,
+    /// MFA is not set up for this account.
+    #[error("multi-factor authentication is not enabled")]
+    NotEnabled,
+    /// MFA is already on (set-up again needs disabling first).
+    #[error("multi-factor authentication is already enabled")]
+    AlreadyEnabled,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Which second factor was used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    /// A TOTP code from the authenticator.
+    Totp,
+    /// A single-use recovery code.
+    RecoveryCode,
+}
+
+fn totp_for(secret: Secret, account: &str, issuer: &str) -> Result<Totp, StoreError> {
+    Builder::new()
+        .with_secret(secret)
+        .with_account_name(account)
+        .with_issuer(Some(issuer))
+        .build()
+        .map_err(|e| StoreError::Corrupt(anyhow::anyhow!("TOTP parameters: {e}")))
+}
+
+fn totp_context(user_id: &str) -> String {
+    format!("totp:{user_id}")
+}
+
+/// A new TOTP secret waiting for confirmation, as shown to the person once.
+#[derive(Debug, Clone, Serialize)]
+pub struct TotpSetup {
+    /// The secret in base32, for typing into an authenticator.
+    pub secret: String,
+    /// The `otpauth://` URL (seed 000's `qr_code_url`).
+    pub qr_code_url: String,
+    /// The same URL as a QR code, an SVG data URI.
+    pub qr_code: String,
+    /// Ten single-use recovery codes, shown only now.
+    pub backup_codes: Vec<String>,
+    /// Identifies this setup when it is confirmed.
+    pub setup_token: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SetupPayload {
+    /// The TOTP secret, sealed.
+    secret: String,
+    /// Keyed hashes of the recovery codes.
+    recovery_hashes: Vec<String>,
+}
+
+/// A recovery code: `xxxxx-xxxxx` from an alphabet without look-alikes.
+fn new_recovery_code() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut rng = rand::rngs::OsRng;
+    let mut code = String::with_capacity(11);
+    for i in 0..10 {
+        if i == 5 {
+            code.push('-');
+        }
+        code.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
+    }
+    code
+}
+
+/// What is hashed of a recovery code: lower case, without separators.
+fn normalise_recovery_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+fn recovery_set(crypto: &Crypto) -> (Vec<String>, Vec<String>) {
+    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
+    let hashes = codes
+        .iter()
+        .map(|c| crypto.hash_token(&normalise_recovery_code(c)).0)
+        .collect();
+    (codes, hashes)
+}
+
+/// Starts a TOTP setup for an account (`label` names it in the authenticator).
+pub fn begin_setup(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    settings: &Settings,
+    user_id: &str,
+    label: &str,
+) -> Result<TotpSetup, MfaError> {
+    if security::find(conn, user_id)?.mfa_enabled {
+        return Err(MfaError::AlreadyEnabled);
+    }
+    let secret = Secret::generate();
+    let base32 = secret.to_base32();
+    let totp = totp_for(secret, label, &settings.accounts.totp_issuer)?;
+    let url = totp
+        .to_url()
+        .map_err(|e| StoreError::Corrupt(anyhow::anyhow!("TOTP URL: {e}")))?;
+    let qr_code = qr_data_uri(&url)?;
+    let (codes, hashes) = recovery_set(crypto);
+    let token = PlainToken::generate(SETUP_TOKEN_PREFIX);
+    let at = now();
+    rows::insert_challenge(
+        conn,
+        &ChallengeRow {
+            token_hash: crypto.hash_token(token.expose()).0,
+            user_id: user_id.to_owned(),
+            purpose: "setup".into(),
+            payload: to_json(&SetupPayload {
+                secret: crypto.seal(base32.as_bytes(), &totp_context(user_id)),
+                recovery_hashes: hashes,
+            }),
+            created_at: at,
+            expires_at: at + CHALLENGE_TTL_SECS,
+            used_at: None,
+        },
+    )?;
+    Ok(TotpSetup {
+        secret: base32,
+        qr_code_url: url,
+        qr_code,
+        backup_codes: codes,
+        setup_token: token.expose().to_owned(),
+    })
+}
+
+/// A QR code of `text`, as an SVG data URI.
+fn qr_data_uri(text: &str) -> Result<String, StoreError> {
+    let svg = qrcode::QrCode::new(text.as_bytes())
+        .map_err(|e| StoreError::Corrupt(anyhow::anyhow!("QR code: {e}")))?
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .build();
+    Ok(format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    ))
+}
+
+/// A setup still waiting for its code, shown again after a mistyped one: the secret, the
+/// `otpauth://` URL and the QR code (the recovery codes were shown once and are not kept).
+pub fn pending_setup(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    settings: &Settings,
+    setup_token: &str,
+) -> Result<Option<(String, String, String)>, StoreError> {
+    let challenge =
+        match rows::find_challenge(conn, &crypto.hash_token(setup_token).0, "setup", now()) {
+            Ok(challenge) => challenge,
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+    let payload: SetupPayload = from_json("mfa_challenges.payload", &challenge.payload)?;
+    let secret = open_secret(crypto, &challenge.user_id, &payload.secret)?;
+    let base32 = secret.to_base32();
+    let account = crate::store::users::find(conn, &challenge.user_id)?.username;
+    let url = totp_for(secret, &account, &settings.accounts.totp_issuer)?
+        .to_url()
+        .map_err(|e| StoreError::Corrupt(anyhow::anyhow!("TOTP URL: {e}")))?;
+    let qr = qr_data_uri(&url)?;
+    Ok(Some((base32, url, qr)))
+}
+
+fn open_secret(crypto: &Crypto, user_id: &str, sealed: &str) -> Result<Secret, StoreError> {
+    let bytes = crypto
+        .open(sealed, &totp_context(user_id))
+        .map_err(|e| StoreError::Corrupt(e.into()))?;
+    let text = String::from_utf8(bytes).map_err(|e| StoreError::Corrupt(e.into()))?;
+    Secret::try_from_base32(text)
+        .map_err(|e| StoreError::Corrupt(anyhow::anyhow!("TOTP secret: {e}")))
+}
+
+/// The time step a code matches (now, or one step either side), if any.
+fn matching_step(secret: Secret, code: &str) -> Option<u64> {
+    let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let totp = Builder::new().with_secret(secret).build().ok()?;
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    totp.check(&code, time)
+}
+
+/// Confirms a setup with a code from the authenticator: MFA is on from now. Returns the user id.
+pub fn confirm_setup(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    setup_token: &str,
+    code: &str,
+) -> Result<String, MfaError> {
+    let hash = crypto.hash_token(setup_token).0;
+    let challenge = match rows::find_challenge(conn, &hash, "setup", now()) {
+        Ok(challenge) => challenge,
+        Err(StoreError::NotFound) => return Err(MfaError::UnknownChallenge),
+        Err(other) => return Err(other.into()),
+    };
+    let payload: SetupPayload = from_json("mfa_challenges.payload", &challenge.payload)?;
+    let secret = open_secret(crypto, &challenge.user_id, &payload.secret)?;
+    let step = matching_step(secret, code).ok_or(MfaError::WrongCode)?;
+    if !rows::use_challenge(conn, &hash, now())? {
+        return Err(MfaError::UnknownChallenge);
+    }
+    let mut row = security::find(conn, &challenge.user_id)?;
+    if row.mfa_enabled {
+        return Err(MfaError::AlreadyEnabled);
+    }
+    row.mfa_enabled = true;
+    row.totp_secret = Some(payload.secret);
+    row.totp_last_step = Some(step as i64);
+    security::save(conn, &row)?;
+    rows::replace_recovery_codes(conn, &challenge.user_id, &payload.recovery_hashes, now())?;
+    Ok(challenge.user_id)
+}
+
+/// Checks a second factor: a TOTP code (never one already accepted) or a recovery code.
+pub fn verify_code(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    user_id: &str,
+    code: &str,
+) -> Result<Factor, MfaError> {
+    let mut row = security::find(conn, user_id)?;
+    let (true, Some(sealed)) = (row.mfa_enabled, row.totp_secret.clone()) else {
+        return Err(MfaError::NotEnabled);
+    };
+    let secret = open_secret(crypto, user_id, &sealed)?;
+    if let Some(step) = matching_step(secret, code) {
+        // RFC 6238 §5.2: a code is accepted once.
+        if row.totp_last_step.is_some_and(|last| step as i64 <= last) {
+            return Err(MfaError::WrongCode);
+        }
+        row.totp_last_step = Some(step as i64);
+        security::save(conn, &row)?;
+        return Ok(Factor::Totp);
+    }
+    let normalised = normalise_recovery_code(code);
+    if normalised.len() == 10
+        && rows::use_recovery_code(conn, user_id, &crypto.hash_token(&normalised).0, now())?
+    {
+        return Ok(Factor::RecoveryCode);
+    }
+    Err(MfaError::WrongCode)
+}
+
+/// Turns MFA off (the caller has checked the password).
+pub fn disable(conn: &mut AnyConnection, user_id: &str) -> Result<(), MfaError> {
+    let mut row = security::find(conn, user_id)?;
+    if !row.mfa_enabled {
+        return Err(MfaError::NotEnabled);
+    }
+    row.mfa_enabled = false;
+    row.totp_secret = None;
+    row.totp_last_step = None;
+    security::save(conn, &row)?;
+    rows::replace_recovery_codes(conn, user_id, &[], now())?;
+    Ok(())
+}
+
+/// Replaces the recovery codes; returns the new ones, shown only now.
+pub fn regenerate_recovery_codes(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    user_id: &str,
+) -> Result<Vec<String>, MfaError> {
+    if !security::find(conn, user_id)?.mfa_enabled {
+        return Err(MfaError::NotEnabled);
+    }
+    let (codes, hashes) = recovery_set(crypto);
+    rows::replace_recovery_codes(conn, user_id, &hashes, now())?;
+    Ok(codes)
+}
+
+/// What a login waiting for its second factor carries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LoginChallenge {
+    /// The API login's `remember_me`.
+    #[serde(default)]
+    pub remember_me: bool,
+    /// The pending authorization request of a browser login.
+    #[serde(default)]
+    pub authorization_request: Option<String>,
+    /// The browser session to step up (acr_values asked for MFA inside a session).
+    #[serde(default)]
+    pub step_up_session: Option<String>,
+}
+
+/// Creates the `mfa_token` of a login whose password was right.
+pub fn new_login_challenge(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    user_id: &str,
+    challenge: &LoginChallenge,
+) -> Result<PlainToken, StoreError> {
+    let token = PlainToken::generate(MFA_TOKEN_PREFIX);
+    let at = now();
+    rows::insert_challenge(
+        conn,
+        &ChallengeRow {
+            token_hash: crypto.hash_token(token.expose()).0,
+            user_id: user_id.to_owned(),
+            purpose: "login".into(),
+            payload: to_json(challenge),
+            created_at: at,
+            expires_at: at + CHALLENGE_TTL_SECS,
+            used_at: None,
+        },
+    )?;
+    Ok(token)
+}
+
+/// The login waiting behind an `mfa_token`, if it is live: the user id and what it carries.
+pub fn find_login_challenge(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    mfa_token: &str,
+) -> Result<Option<(String, LoginChallenge)>, StoreError> {
+    match rows::find_challenge(conn, &crypto.hash_token(mfa_token).0, "login", now()) {
+        Ok(row) => Ok(Some((
+            row.user_id,
+            from_json("mfa_challenges.payload", &row.payload)?,
+        ))),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
+/// Spends an `mfa_token` once its code was right; false if it was spent meanwhile.
+pub fn complete_login_challenge(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    mfa_token: &str,
+) -> Result<bool, StoreError> {
+    rows::use_challenge(conn, &crypto.hash_token(mfa_token).0, now())
+}
+
+/// Why the second factor of a login was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SecondFactorError {
+    /// The `mfa_token` is unknown, expired or spent.
+    #[error("the sign-in has expired: start again")]
+    UnknownChallenge,
+    /// The code is wrong (the failure was counted).
+    #[error("the code is invalid")]
+    WrongCode,
+    /// The account is locked (perhaps by this failure).
+    #[error("the account is locked")]
+    Locked { retry_after: i64 },
+    /// Something failed inside.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Checks the code of a pending login and spends its `mfa_token`; wrong codes count toward the
+/// lockout like wrong passwords. Returns the user and what the login carried.
+pub async fn complete_second_factor(
+    state: &crate::startup::AppState,
+    mfa_token: &str,
+    code: &str,
+) -> Result<(String, LoginChallenge), SecondFactorError> {
+    use crate::accounts::login::{locked_for, record_failure, record_success};
+    let crypto = state.crypto.clone();
+    let rules = state.settings.accounts.clone();
+    let (token, code) = (mfa_token.to_owned(), code.to_owned());
+    state
+        .store
+        .run(move |conn| {
+            let Some((user_id, challenge)) = find_login_challenge(conn, &crypto, &token)? else {
+                return Ok(Err(SecondFactorError::UnknownChallenge));
+            };
+            let user = crate::store::users::find(conn, &user_id)?;
+            let security_row = security::find(conn, &user_id)?;
+            if let Some(retry_after) = locked_for(&user, &security_row, now()) {
+                return Ok(Err(SecondFactorError::Locked { retry_after }));
+            }
+            match verify_code(conn, &crypto, &user_id, &code) {
+                Ok(_) => {
+                    if !complete_login_challenge(conn, &crypto, &token)? {
+                        return Ok(Err(SecondFactorError::UnknownChallenge));
+                    }
+                    record_success(conn, &user_id)?;
+                    Ok(Ok((user_id, challenge)))
+                }
+                Err(MfaError::WrongCode) => {
+                    tracing::info!(target: "latchkey::security", event = "mfa_failed", %user_id, "wrong second-factor code");
+                    Ok(Err(match record_failure(conn, &rules, &user_id)? {
+                        Some(retry_after) => SecondFactorError::Locked { retry_after },
+                        None => SecondFactorError::WrongCode,
+                    }))
+                }
+                Err(MfaError::Store(e)) => Err(e),
+                Err(_) => Ok(Err(SecondFactorError::UnknownChallenge)),
+            }
+        })
+        .await
+        .map_err(|e| SecondFactorError::Internal(e.into()))?
+}
+
+/// How many unused recovery codes an account has left.
+pub fn recovery_codes_left(conn: &mut AnyConnection, user_id: &str) -> Result<i64, StoreError> {
+    rows::unused_recovery_codes(conn, user_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_codes_normalise_and_look_distinct() {
+        let code = new_recovery_code();
+        assert_eq!(code.len(), 11);
+        assert_eq!(&code[5..6], "-");
+        assert_eq!(normalise_recovery_code(&code.to_uppercase()).len(), 10);
+        assert_ne!(new_recovery_code(), new_recovery_code());
+    }
+
+    #[test]
+    fn codes_are_matched_within_one_step() {
+        let secret = Secret::generate();
+        let totp = Builder::new().with_secret(secret.clone()).build().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let code = totp.generate(now).to_string();
+        assert!(matching_step(secret.clone(), &code).is_some());
+        assert!(matching_step(secret.clone(), "12345").is_none());
+        let old = totp.generate(now - 600).to_string();
+        assert!(matching_step(secret, &old).is_none() || old == code);
+    }
+}

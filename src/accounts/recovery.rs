@@ -1,0 +1,332 @@
+//! Getting back into an account, and proving an address: email verification, password reset
+//! and email change. Each link carries a single-use token stored as a keyed hash, with a
+//! lifetime from the settings; every mail is queued in the same transaction as its token.
+
+use secrecy::SecretString;
+
+use crate::accounts::policy::check_new_password;
+use crate::domain::{PlainToken, Timestamp, now};
+use crate::events::email::{self, EmailKind, EmailRequest};
+use crate::paths;
+use crate::sessions::revoke::end_other_sessions;
+use crate::startup::{AppState, Handles};
+use crate::store::account_tokens::{self as tokens, AccountTokenRow};
+use crate::store::security;
+use crate::store::users::{self, UserRow};
+use crate::store::{AnyConnection, StoreError, write_transaction};
+
+/// Purpose of an email verification token.
+pub const VERIFY_EMAIL: &str = "verify_email";
+/// Purpose of a password reset token.
+pub const RESET_PASSWORD: &str = "reset_password";
+/// Purpose of an email change token.
+pub const CHANGE_EMAIL: &str = "change_email";
+
+const TOKEN_PREFIX: &str = "lk_at_";
+
+/// Why a recovery step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// Unknown, expired or used.
+    #[error("the link is invalid or has expired")]
+    InvalidToken,
+    /// The new password breaks the policy.
+    #[error("new_password {0}")]
+    WeakPassword(String),
+    /// The new address belongs to another account now.
+    #[error("the email address is already in use")]
+    EmailTaken,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Something else failed.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// A link to one of the account pages with a token.
+fn link(state: &Handles, page: &str, token: &PlainToken) -> String {
+    let mut url = url::Url::parse(&state.settings.url_for(page)).expect("the issuer is a URL");
+    url.query_pairs_mut().append_pair("token", token.expose());
+    url.to_string()
+}
+
+/// Creates a token (retiring earlier unused ones of the same purpose).
+fn new_token(
+    conn: &mut AnyConnection,
+    state: &Handles,
+    user_id: &str,
+    purpose: &str,
+    new_email: Option<&str>,
+    ttl_secs: u64,
+) -> Result<PlainToken, StoreError> {
+    let at = now();
+    tokens::retire(conn, user_id, purpose, at)?;
+    let token = PlainToken::generate(TOKEN_PREFIX);
+    tokens::insert(
+        conn,
+        &AccountTokenRow {
+            token_hash: state.crypto.hash_token(token.expose()).0,
+            user_id: user_id.to_owned(),
+            purpose: purpose.to_owned(),
+            new_email: new_email.map(str::to_owned),
+            created_at: at,
+            expires_at: at + ttl_secs as i64,
+            used_at: None,
+        },
+    )?;
+    Ok(token)
+}
+
+/// Queues a mail to a user in the current transaction.
+fn mail(
+    conn: &mut AnyConnection,
+    state: &Handles,
+    to: &str,
+    user: &UserRow,
+    kind: EmailKind,
+) -> Result<(), StoreError> {
+    email::queue(
+        conn,
+        &state.crypto,
+        &state.settings,
+        &EmailRequest {
+            to,
+            name: user.first_name.as_deref().unwrap_or(&user.username),
+            kind,
+        },
+    )
+}
+
+/// Sends (again) the link that verifies a user's address. Does nothing for a verified one.
+pub async fn send_verification(state: &AppState, user_id: &str) -> anyhow::Result<bool> {
+    let shared = state.handles();
+    let id = user_id.to_owned();
+    Ok(state
+        .store
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let user = users::find(conn, &id)?;
+                if user.email_verified {
+                    return Ok(false);
+                }
+                let ttl = shared.settings.accounts.verification_token_ttl_secs;
+                let token = new_token(conn, &shared, &id, VERIFY_EMAIL, None, ttl)?;
+                let link = link(&shared, paths::ACCOUNT_VERIFY_EMAIL, &token);
+                mail(
+                    conn,
+                    &shared,
+                    &user.email,
+                    &user,
+                    EmailKind::VerifyEmail { link },
+                )?;
+                Ok(true)
+            })
+        })
+        .await?)
+}
+
+/// Starts a password reset for the account with this address, if it exists and is active.
+/// Says nothing about whether it did (the caller always answers the same).
+pub async fn request_reset(state: &AppState, address: &str) -> anyhow::Result<()> {
+    let shared = state.handles();
+    let address = address.trim().to_lowercase();
+    state
+        .store
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let user = match users::find_by_login(conn, &address) {
+                    Ok(user) if user.email == address && user.status == "active" => user,
+                    Ok(_) | Err(StoreError::NotFound) => return Ok(()),
+                    Err(other) => return Err(other),
+                };
+                let ttl = shared.settings.accounts.reset_token_ttl_secs;
+                let token = new_token(conn, &shared, &user.id, RESET_PASSWORD, None, ttl)?;
+                let link = link(&shared, paths::ACCOUNT_RESET_PASSWORD, &token);
+                mail(
+                    conn,
+                    &shared,
+                    &user.email,
+                    &user,
+                    EmailKind::ResetPassword { link },
+                )?;
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(())
+}
+
+/// When a reset token expires, if it is live.
+pub async fn reset_token_expiry(
+    state: &AppState,
+    token: &str,
+) -> anyhow::Result<Option<Timestamp>> {
+    let hash = state.crypto.hash_token(token).0;
+    let found = state
+        .store
+        .run(
+            move |conn| match tokens::find_live(conn, &hash, &[RESET_PASSWORD], now()) {
+                Ok(row) => Ok(Some(Timestamp(row.expires_at))),
+                Err(StoreError::NotFound) => Ok(None),
+                Err(other) => Err(other),
+            },
+        )
+        .await?;
+    Ok(found)
+}
+
+/// Sets a new password with a reset token: the token is spent, the lockout cleared, and every
+/// session and refresh token of the account revoked.
+pub async fn reset_password(
+    state: &AppState,
+    token: &str,
+    new_password: SecretString,
+) -> Result<(), RecoveryError> {
+    use secrecy::ExposeSecret;
+    let hash = state.crypto.hash_token(token).0;
+    let lookup = hash.clone();
+    let user = state
+        .store
+        .run(
+            move |conn| match tokens::find_live(conn, &lookup, &[RESET_PASSWORD], now()) {
+                Ok(row) => users::find(conn, &row.user_id).map(Some),
+                Err(StoreError::NotFound) => Ok(None),
+                Err(other) => Err(other),
+            },
+        )
+        .await?
+        .ok_or(RecoveryError::InvalidToken)?;
+    check_new_password(
+        new_password.expose_secret(),
+        &[&user.username, &user.email],
+        state.settings.accounts.password_min_strength,
+    )
+    .map_err(RecoveryError::WeakPassword)?;
+    let password_hash = state.passwords.hash(new_password).await?;
+    let shared = state.handles();
+    let spent = state
+        .store
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let at = now();
+                if !tokens::use_token(conn, &hash, at)? {
+                    return Ok(false);
+                }
+                users::set_password_hash(conn, &user.id, &password_hash, at)?;
+                let mut row = security::find(conn, &user.id)?;
+                row.password_changed_at = Some(at);
+                row.failed_login_count = 0;
+                row.failed_login_window_start = None;
+                row.locked_until = None;
+                security::save(conn, &row)?;
+                end_other_sessions(conn, &user.id, None, None, "password reset", at)?;
+                mail(
+                    conn,
+                    &shared,
+                    &user.email,
+                    &user,
+                    EmailKind::PasswordChanged,
+                )?;
+                Ok(true)
+            })
+        })
+        .await?;
+    if !spent {
+        return Err(RecoveryError::InvalidToken);
+    }
+    tracing::info!(target: "latchkey::security", event = "password_reset", "password reset; every session ended");
+    Ok(())
+}
+
+/// What a verification link confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// The account's address.
+    Email,
+    /// A new address, which replaces the old one (the old one was told).
+    ChangedEmail(String),
+}
+
+/// Confirms an address with a verification or email-change token.
+pub async fn verify_email(state: &AppState, token: &str) -> Result<Verified, RecoveryError> {
+    let hash = state.crypto.hash_token(token).0;
+    let shared = state.handles();
+    let outcome = state
+        .store
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let at = now();
+                let row = match tokens::find_live(conn, &hash, &[VERIFY_EMAIL, CHANGE_EMAIL], at) {
+                    Ok(row) => row,
+                    Err(StoreError::NotFound) => return Ok(Err(RecoveryError::InvalidToken)),
+                    Err(other) => return Err(other),
+                };
+                if !tokens::use_token(conn, &hash, at)? {
+                    return Ok(Err(RecoveryError::InvalidToken));
+                }
+                let user = users::find(conn, &row.user_id)?;
+                match row.new_email {
+                    None => {
+                        users::verify_email(conn, &user.id, None, at)?;
+                        Ok(Ok(Verified::Email))
+                    }
+                    Some(new_email) => {
+                        if users::email_taken(conn, &new_email)? {
+                            return Ok(Err(RecoveryError::EmailTaken));
+                        }
+                        users::verify_email(conn, &user.id, Some(&new_email), at)?;
+                        mail(
+                            conn,
+                            &shared,
+                            &user.email,
+                            &user,
+                            EmailKind::EmailChanged {
+                                new_email: new_email.clone(),
+                            },
+                        )?;
+                        Ok(Ok(Verified::ChangedEmail(new_email)))
+                    }
+                }
+            })
+        })
+        .await?;
+    outcome
+}
+
+/// Starts a change of address: a link to the new address confirms it; until then the old one
+/// stays.
+pub async fn request_email_change(
+    state: &AppState,
+    user_id: &str,
+    new_email: &str,
+) -> Result<(), RecoveryError> {
+    let shared = state.handles();
+    let (id, new_email) = (user_id.to_owned(), new_email.to_owned());
+    let outcome = state
+        .store
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                if users::email_taken(conn, &new_email)? {
+                    return Ok(Err(RecoveryError::EmailTaken));
+                }
+                let user = users::find(conn, &id)?;
+                let ttl = shared.settings.accounts.verification_token_ttl_secs;
+                let token = new_token(conn, &shared, &id, CHANGE_EMAIL, Some(&new_email), ttl)?;
+                let link = link(&shared, paths::ACCOUNT_VERIFY_EMAIL, &token);
+                mail(
+                    conn,
+                    &shared,
+                    &new_email,
+                    &user,
+                    EmailKind::ConfirmEmailChange {
+                        link,
+                        new_email: new_email.clone(),
+                    },
+                )?;
+                Ok(Ok(()))
+            })
+        })
+        .await?;
+    outcome
+}

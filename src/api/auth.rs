@@ -1,0 +1,545 @@
+//! `/api/v1/auth/*`: registration, login (with lockout and MFA), refresh, logout, verify, me.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::accounts::first_party::{self, ApiLogin, FIRST_PARTY_CLIENT_ID};
+use crate::accounts::login::{CredentialError, verify_credentials};
+use crate::accounts::mfa::{self, LoginChallenge};
+use crate::accounts::policy::check_new_password;
+use crate::accounts::profile::{self, Profile};
+use crate::accounts::users::{CreateUserError, NewUser, create_user};
+use crate::api::error::{ApiError, FieldError};
+use crate::api::extract::{ApiJson, Authenticated, OptionalJson};
+use crate::domain::{ACR_PASSWORD, Email, Scope, Timestamp, Username, now};
+use crate::oauth::clients::find_client;
+use crate::oauth::error::ErrorCode;
+use crate::oauth::issue::{Authentication, TokenContext, load_subject, mint_access_token};
+use crate::oauth::params::Params;
+use crate::sessions::browser::ClientInfo;
+use crate::sessions::revoke::{end_other_sessions, end_session};
+use crate::startup::AppState;
+use crate::store::grants;
+use crate::store::{StoreError, from_json};
+
+/// Trims a field and treats an empty one as absent.
+pub fn present(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// `POST /auth/register`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+/// Validates a name field (optional, at most 100 characters).
+pub fn name_field(
+    field: &str,
+    value: &Option<String>,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let value = present(value)?;
+    if value.chars().count() > 100 {
+        errors.push(FieldError::new(field, "must be at most 100 characters"));
+        return None;
+    }
+    Some(value.to_owned())
+}
+
+/// `POST /api/v1/auth/register`: creates an account with the `user` role.
+pub async fn register(
+    state: web::Data<AppState>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = Vec::new();
+    let email = match present(&body.email) {
+        None => {
+            errors.push(FieldError::new("email", "is required"));
+            None
+        }
+        Some(raw) => Email::parse(raw)
+            .map_err(|e| errors.push(FieldError::new("email", e.0)))
+            .ok(),
+    };
+    let username = match present(&body.username).or(present(&body.email)) {
+        None => None,
+        Some(raw) => Username::parse(raw)
+            .map_err(|e| errors.push(FieldError::new("username", e.0)))
+            .ok(),
+    };
+    let first_name = name_field("first_name", &body.first_name, &mut errors);
+    let last_name = name_field("last_name", &body.last_name, &mut errors);
+    let password = match body.password.as_deref() {
+        None | Some("") => {
+            errors.push(FieldError::new("password", "is required"));
+            None
+        }
+        Some(password) => {
+            let known: Vec<&str> = [present(&body.username), present(&body.email)]
+                .into_iter()
+                .flatten()
+                .collect();
+            match check_new_password(
+                password,
+                &known,
+                state.settings.accounts.password_min_strength,
+            ) {
+                Ok(()) => Some(SecretString::from(password.to_owned())),
+                Err(problem) => {
+                    errors.push(FieldError::new("password", problem));
+                    None
+                }
+            }
+        }
+    };
+    let (Some(email), Some(username), Some(password), true) =
+        (email, username, password, errors.is_empty())
+    else {
+        return Err(ApiError::validation(errors));
+    };
+    let hash = state.passwords.hash(password).await?;
+    let created = state
+        .store
+        .run(move |conn| {
+            crate::store::write_transaction(conn, |conn| {
+                let created = create_user(
+                    conn,
+                    NewUser {
+                        username,
+                        email,
+                        password_hash: Some(hash),
+                        roles: vec!["user".into()],
+                        email_verified: false,
+                    },
+                );
+                let created = match created {
+                    Ok(created) => created,
+                    Err(error) => return Ok(Err(error)),
+                };
+                if first_name.is_some() || last_name.is_some() {
+                    crate::store::users::update_profile(
+                        conn,
+                        &created.id,
+                        &crate::store::users::ProfileChanges {
+                            first_name: Some(first_name),
+                            last_name: Some(last_name),
+                            ..Default::default()
+                        },
+                    )?;
+                }
+                Ok::<_, StoreError>(Ok(created))
+            })
+        })
+        .await?;
+    let created = created.map_err(|e| match e {
+        CreateUserError::UsernameTaken => ApiError::conflict("The username is already taken")
+            .with_details(json!([{"field": "username", "message": "is already taken"}])),
+        CreateUserError::EmailTaken => {
+            ApiError::conflict("The email address is already registered")
+                .with_details(json!([{"field": "email", "message": "is already registered"}]))
+        }
+        CreateUserError::UnknownRole(_) | CreateUserError::Store(_) => {
+            ApiError::from(anyhow::anyhow!("registration failed: {e}"))
+        }
+    })?;
+    crate::accounts::recovery::send_verification(&state, &created.id).await?;
+    let user_id = created.id.clone();
+    let profile = state
+        .store
+        .run(move |conn| profile::load(conn, &user_id))
+        .await?;
+    tracing::info!(target: "latchkey::security", event = "user_registered", user_id = %created.id, "account registered");
+    let mut body = profile_json(&profile);
+    body["message"] = json!("Registration successful. Check your email to verify your address.");
+    Ok(HttpResponse::Created().json(body))
+}
+
+/// Seed 000's profile shape (`/users/profile`), also returned by registration.
+pub fn profile_json(profile: &Profile) -> Value {
+    let user = &profile.user;
+    json!({
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "roles": profile.roles,
+        "permissions": profile.permissions,
+        "status": user.status,
+        "created_at": Timestamp(user.created_at),
+        "updated_at": Timestamp(user.updated_at),
+        "last_login": user.last_login_at.map(Timestamp),
+        "email_verified": user.email_verified,
+        "mfa_enabled": profile.mfa_enabled,
+        "preferences": profile.preferences(),
+    })
+}
+
+/// `POST /auth/login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    #[serde(default)]
+    remember_me: bool,
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "Invalid username or password",
+    )
+}
+
+/// The 423 of a locked account, with `retry_after` in the body and the header.
+pub fn account_locked(retry_after: i64) -> ApiError {
+    let retry_after = retry_after.clamp(1, 365 * 86_400);
+    ApiError::new(
+        StatusCode::LOCKED,
+        "account_locked",
+        "Account locked due to multiple failed attempts",
+    )
+    .with_field("retry_after", retry_after)
+    .with_header(
+        RETRY_AFTER,
+        HeaderValue::from_str(&retry_after.to_string()).expect("digits"),
+    )
+}
+
+/// Maps a credential failure to the API's answer.
+pub fn credential_error(error: CredentialError) -> ApiError {
+    match error {
+        CredentialError::Invalid => invalid_credentials(),
+        CredentialError::Locked { retry_after } => account_locked(retry_after),
+        CredentialError::Disabled => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_disabled",
+            "This account is disabled",
+        ),
+        CredentialError::Internal(error) => ApiError::from(error),
+    }
+}
+
+/// The login response of seed 000; `mfa_enabled` says whether the account uses a second factor.
+pub fn login_json(login: &ApiLogin, mfa_enabled: bool) -> Value {
+    let user = &login.subject.user;
+    json!({
+        "access_token": login.access_token,
+        "refresh_token": login.refresh_token,
+        "token_type": "Bearer",
+        "expires_in": login.expires_in,
+        "refresh_expires_in": login.refresh_expires_in,
+        "user": {
+            "id": user.id,
+            "username": user.username,
+            "email": user.email,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "roles": login.subject.roles,
+            "permissions": login.subject.permissions,
+            "last_login": user.last_login_at.map(Timestamp),
+            "mfa_enabled": mfa_enabled,
+        },
+    })
+}
+
+/// `POST /api/v1/auth/login`: username or email and password. With MFA on, answers
+/// `403 mfa_required` with an `mfa_token` for `/auth/mfa/verify`.
+pub async fn login(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = Vec::new();
+    let login = present(&body.username).or(present(&body.email));
+    if login.is_none() {
+        errors.push(FieldError::new("username", "username or email is required"));
+    }
+    if body.password.as_deref().is_none_or(str::is_empty) {
+        errors.push(FieldError::new("password", "is required"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let login = login.expect("checked above").to_owned();
+    if login.len() > 254 || body.password.as_deref().is_some_and(|p| p.len() > 1024) {
+        return Err(invalid_credentials());
+    }
+    let password = SecretString::from(body.password.unwrap_or_default());
+    let verified = verify_credentials(&state, &login, password)
+        .await
+        .map_err(credential_error)?;
+    if verified.security.mfa_enabled {
+        let (crypto, user_id) = (state.crypto.clone(), verified.user.id.clone());
+        let challenge = LoginChallenge {
+            remember_me: body.remember_me,
+            ..Default::default()
+        };
+        let token = state
+            .store
+            .run(move |conn| mfa::new_login_challenge(conn, &crypto, &user_id, &challenge))
+            .await?;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "mfa_required",
+            "Multi-factor authentication required",
+        )
+        .with_field("mfa_token", token.expose()));
+    }
+    let issued = first_party::start_session(
+        &state,
+        &verified.user.id,
+        &["pwd"],
+        ACR_PASSWORD,
+        body.remember_me,
+        ClientInfo::of(&http),
+    )
+    .await?;
+    crate::accounts::devices::note_sign_in(&state, &verified.user, &ClientInfo::of(&http)).await?;
+    tracing::info!(target: "latchkey::security", event = "login", user_id = %verified.user.id, session_id = %issued.session_id, "API login");
+    Ok(no_store(HttpResponse::Ok()).json(login_json(&issued, false)))
+}
+
+/// A response builder with `Cache-Control: no-store` (bodies carrying tokens).
+pub fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    builder.insert_header(("Cache-Control", "no-store"));
+    builder
+}
+
+/// `POST /auth/refresh`: `{"refresh_token"}` rotates it; with only a bearer access token
+/// (seed 003), a new access token is issued while its session still has a live refresh token.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    refresh_token: Option<String>,
+}
+
+/// `POST /api/v1/auth/refresh`.
+pub async fn refresh(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    OptionalJson(body): OptionalJson<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let client = {
+        let id = FIRST_PARTY_CLIENT_ID;
+        state
+            .store
+            .run(move |conn| find_client(conn, id))
+            .await?
+            .ok_or_else(ApiError::internal)?
+    };
+    if let Some(refresh_token) = present(&body.refresh_token) {
+        let params = Params::from_pairs(&[("refresh_token", refresh_token)]);
+        return match crate::oauth::token::refresh_token::refresh(&state, &client, &params).await {
+            Ok(tokens) => Ok(no_store(HttpResponse::Ok()).json(json!({
+                "access_token": tokens.access_token,
+                "refresh_token": tokens.refresh_token,
+                "token_type": "Bearer",
+                "expires_in": tokens.expires_in,
+                "refresh_expires_in": tokens.refresh_expires_in,
+            }))),
+            Err(error) if error.code() == ErrorCode::InvalidGrant => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                error.description().to_owned(),
+            )),
+            Err(error) if error.code() == ErrorCode::TemporarilyUnavailable => {
+                Err(ApiError::unavailable())
+            }
+            Err(error) => Err(ApiError::bad_request(error.description().to_owned())),
+        };
+    }
+    // Seed 003: only a bearer token.
+    let caller = Authenticated::extract(&http).await?;
+    reissue(&state, &caller).await
+}
+
+impl Authenticated {
+    async fn extract(http: &HttpRequest) -> Result<Self, ApiError> {
+        use actix_web::FromRequest;
+        Authenticated::from_request(http, &mut actix_web::dev::Payload::None).await
+    }
+}
+
+/// A new access token for the grant of a still-valid one, while the grant has a live refresh
+/// token (the session is still open).
+async fn reissue(state: &AppState, caller: &Authenticated) -> Result<HttpResponse, ApiError> {
+    let claims = &caller.active.claims;
+    let grant_id = claims
+        .gid
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("refresh_token is required"))?;
+    let found = state
+        .store
+        .run(move |conn| {
+            let grant = grants::find_grant(conn, &grant_id)?;
+            if !grants::has_live_refresh_token(conn, &grant.id, now())? {
+                return Ok(None);
+            }
+            let client = find_client(conn, &grant.client_id)?.ok_or(StoreError::NotFound)?;
+            let subject = load_subject(conn, &grant.user_id)?;
+            Ok(Some((grant, client, subject)))
+        })
+        .await?;
+    let (grant, client, subject) = found.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "The session has no live refresh token: log in again",
+        )
+    })?;
+    let scope = Scope::parse(&claims.scope).unwrap_or_default();
+    let authentication = Authentication {
+        auth_time: grant.auth_time,
+        acr: grant.acr.clone(),
+        amr: from_json("grants.amr", &grant.amr)?,
+        session_id: grant.session_id.clone(),
+    };
+    let (access_token, _) = mint_access_token(
+        state,
+        &TokenContext {
+            client: &client,
+            subject: &subject,
+            grant_id: &grant.id,
+            scope: &scope,
+            authentication: &authentication,
+            claims: &Default::default(),
+        },
+    )?;
+    Ok(no_store(HttpResponse::Ok()).json(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": state.settings.lifetimes.access_token,
+    })))
+}
+
+/// `POST /auth/logout`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    #[serde(default)]
+    all_devices: bool,
+    /// Seed 001 sends the refresh token too: its family is revoked as well.
+    refresh_token: Option<String>,
+}
+
+/// `POST /api/v1/auth/logout`: ends the caller's session, or all of them.
+pub async fn logout(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    OptionalJson(body): OptionalJson<LogoutRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = caller.user_id()?.to_owned();
+    let claims = caller.active.claims.clone();
+    let all = body.all_devices;
+    let presented_refresh = present(&body.refresh_token).map(|t| state.crypto.hash_token(t).0);
+    let ended = state
+        .store
+        .run(move |conn| {
+            let at = now();
+            if let Some(hash) = presented_refresh {
+                if let Ok(row) = grants::find_refresh_token(conn, &hash) {
+                    let grant = grants::find_grant(conn, &row.grant_id)?;
+                    if grant.user_id == user_id {
+                        grants::revoke_grant(conn, &grant.id, "logout", at)?;
+                    }
+                }
+            }
+            if all {
+                return end_other_sessions(
+                    conn,
+                    &user_id,
+                    None,
+                    None,
+                    "logout from all devices",
+                    at,
+                );
+            }
+            match (&claims.sid, &claims.gid) {
+                (Some(sid), _) => end_session(conn, sid, false, "logout", at),
+                (None, Some(gid)) => {
+                    grants::revoke_grant(conn, gid, "logout", at)?;
+                    Ok(Default::default())
+                }
+                (None, None) => Ok(Default::default()),
+            }
+        })
+        .await?;
+    tracing::info!(target: "latchkey::security", event = "logout", sessions = ended.sessions.len(), grants = ended.grants.len(), "logout");
+    Ok(HttpResponse::Ok().json(json!({ "message": "Successfully logged out" })))
+}
+
+/// `POST /api/v1/auth/verify`: whether the bearer token is valid, and whose it is.
+pub async fn verify(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let claims = &caller.active.claims;
+    let user = match claims.has_user() {
+        true => {
+            let id = claims.sub.clone();
+            let profile = state
+                .store
+                .run(move |conn| profile::load(conn, &id))
+                .await?;
+            json!({
+                "id": profile.user.id,
+                "username": profile.user.username,
+                "roles": claims.roles,
+                "permissions": claims.permissions,
+            })
+        }
+        false => {
+            json!({ "id": claims.sub, "client_id": claims.client_id, "permissions": claims.permissions })
+        }
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "valid": true,
+        "user": user,
+        "scope": claims.scope,
+        "expires_at": Timestamp(claims.exp),
+    })))
+}
+
+/// `GET /api/v1/auth/me` in seed 001's shape.
+pub async fn me(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("profile:read")?;
+    let id = caller.user_id()?.to_owned();
+    let profile = state
+        .store
+        .run(move |conn| profile::load(conn, &id))
+        .await?;
+    let user = &profile.user;
+    Ok(HttpResponse::Ok().json(json!({
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "role": profile.roles.first(),
+        "roles": profile.roles,
+        "status": user.status,
+        "is_active": user.status == "active",
+        "email_verified": user.email_verified,
+        "last_login": user.last_login_at.map(Timestamp),
+        "created_at": Timestamp(user.created_at),
+        "permissions": profile.permissions,
+        "mfa_enabled": profile.mfa_enabled,
+    })))
+}

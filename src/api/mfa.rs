@@ -1,0 +1,296 @@
+//! `/api/v1/auth/mfa/*`: TOTP setup and confirmation, the second factor of a login, turning
+//! MFA off, and new recovery codes. Each change is mailed to the person.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::accounts::first_party;
+use crate::accounts::login::CredentialError;
+use crate::accounts::mfa::{self, MfaError, SecondFactorError};
+use crate::api::auth::{credential_error, login_json, no_store, present};
+use crate::api::error::{ApiError, FieldError};
+use crate::api::extract::{ApiJson, Authenticated};
+use crate::api::recovery::confirm_password;
+use crate::domain::ACR_MFA;
+use crate::events::email::{self, EmailKind, EmailRequest};
+use crate::sessions::browser::ClientInfo;
+use crate::startup::{AppState, Handles};
+use crate::store::{AnyConnection, StoreError, users, write_transaction};
+
+fn mfa_error(error: MfaError) -> ApiError {
+    match error {
+        MfaError::UnknownChallenge => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "The token is invalid or has expired",
+        ),
+        MfaError::WrongCode => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_code",
+            "The code is invalid",
+        ),
+        MfaError::NotEnabled => ApiError::new(
+            StatusCode::CONFLICT,
+            "mfa_not_enabled",
+            "Multi-factor authentication is not enabled",
+        ),
+        MfaError::AlreadyEnabled => ApiError::new(
+            StatusCode::CONFLICT,
+            "mfa_already_enabled",
+            "Multi-factor authentication is already enabled",
+        ),
+        MfaError::Store(e) => e.into(),
+    }
+}
+
+/// Queues a notice about a change to a person's second factor.
+pub fn notify(
+    conn: &mut AnyConnection,
+    handles: &Handles,
+    user_id: &str,
+    kind: EmailKind,
+) -> Result<(), StoreError> {
+    let user = users::find(conn, user_id)?;
+    email::queue(
+        conn,
+        &handles.crypto,
+        &handles.settings,
+        &EmailRequest {
+            to: &user.email,
+            name: user.first_name.as_deref().unwrap_or(&user.username),
+            kind,
+        },
+    )
+}
+
+/// `{"method": "totp", "label"}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    method: Option<String>,
+    label: Option<String>,
+}
+
+/// `POST /auth/mfa/setup`: a new TOTP secret, its QR code and ten recovery codes.
+pub async fn setup(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    ApiJson(body): ApiJson<SetupRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("profile:write")?;
+    if body.method.as_deref().is_some_and(|m| m != "totp") {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "method",
+            "must be totp",
+        )]));
+    }
+    let user_id = caller.user_id()?.to_owned();
+    let label =
+        present(&body.label).map(|l| l.replace(':', " ").chars().take(100).collect::<String>());
+    let handles = state.handles();
+    let setup = state
+        .store
+        .run(move |conn| {
+            let user = users::find(conn, &user_id)?;
+            let label = label.unwrap_or(user.username);
+            Ok(mfa::begin_setup(
+                conn,
+                &handles.crypto,
+                &handles.settings,
+                &user_id,
+                &label,
+            ))
+        })
+        .await?
+        .map_err(mfa_error)?;
+    Ok(no_store(HttpResponse::Ok()).json(setup))
+}
+
+/// `{"setup_token", "code"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySetupRequest {
+    setup_token: Option<String>,
+    code: Option<String>,
+}
+
+/// `POST /auth/mfa/verify-setup`: a code from the authenticator turns MFA on.
+pub async fn verify_setup(
+    state: web::Data<AppState>,
+    ApiJson(body): ApiJson<VerifySetupRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = Vec::new();
+    if present(&body.setup_token).is_none() {
+        errors.push(FieldError::new("setup_token", "is required"));
+    }
+    if present(&body.code).is_none() {
+        errors.push(FieldError::new("code", "is required"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let (token, code) = (
+        body.setup_token.unwrap_or_default(),
+        body.code.unwrap_or_default(),
+    );
+    let handles = state.handles();
+    let user_id = state
+        .store
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                match mfa::confirm_setup(conn, &handles.crypto, &token, &code) {
+                    Ok(user_id) => {
+                        notify(conn, &handles, &user_id, EmailKind::MfaEnabled)?;
+                        Ok(Ok(user_id))
+                    }
+                    Err(MfaError::Store(e)) => Err(e),
+                    Err(other) => Ok(Err(other)),
+                }
+            })
+        })
+        .await?
+        .map_err(mfa_error)?;
+    tracing::info!(target: "latchkey::security", event = "mfa_enabled", %user_id, "two-step verification enabled");
+    Ok(HttpResponse::Ok().json(json!({
+        "message": "MFA setup completed successfully",
+        "enabled": true,
+    })))
+}
+
+/// `{"mfa_token", "code"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    mfa_token: Option<String>,
+    code: Option<String>,
+}
+
+/// `POST /auth/mfa/verify`: the second factor of a login (a TOTP code or a recovery code)
+/// completes it. Wrong codes count toward the lockout.
+pub async fn verify(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    ApiJson(body): ApiJson<VerifyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = Vec::new();
+    if present(&body.mfa_token).is_none() {
+        errors.push(FieldError::new("mfa_token", "is required"));
+    }
+    if present(&body.code).is_none() {
+        errors.push(FieldError::new("code", "is required"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let (token, code) = (
+        body.mfa_token.unwrap_or_default(),
+        body.code.unwrap_or_default(),
+    );
+    let (user_id, challenge) = complete_second_factor(&state, &token, &code).await?;
+    let issued = first_party::start_session(
+        &state,
+        &user_id,
+        &["pwd", "otp"],
+        ACR_MFA,
+        challenge.remember_me,
+        ClientInfo::of(&http),
+    )
+    .await?;
+    crate::accounts::devices::note_sign_in(&state, &issued.subject.user, &ClientInfo::of(&http))
+        .await?;
+    tracing::info!(target: "latchkey::security", event = "login", %user_id, session_id = %issued.session_id, mfa = true, "API login with a second factor");
+    Ok(no_store(HttpResponse::Ok()).json(login_json(&issued, true)))
+}
+
+/// Completes a login's second factor for the API, mapping refusals to its error form.
+async fn complete_second_factor(
+    state: &AppState,
+    mfa_token: &str,
+    code: &str,
+) -> Result<(String, mfa::LoginChallenge), ApiError> {
+    match mfa::complete_second_factor(state, mfa_token, code).await {
+        Ok(done) => Ok(done),
+        Err(SecondFactorError::UnknownChallenge) => Err(mfa_error(MfaError::UnknownChallenge)),
+        Err(SecondFactorError::WrongCode) => Err(mfa_error(MfaError::WrongCode)),
+        Err(SecondFactorError::Locked { retry_after }) => {
+            Err(credential_error(CredentialError::Locked { retry_after }))
+        }
+        Err(SecondFactorError::Internal(error)) => Err(error.into()),
+    }
+}
+
+/// `{"password"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordRequest {
+    password: Option<String>,
+}
+
+fn password_of(body: &PasswordRequest) -> Result<&str, ApiError> {
+    body.password
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::validation(vec![FieldError::new("password", "is required")]))
+}
+
+/// `POST /auth/mfa/disable` (needs the password).
+pub async fn disable(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    ApiJson(body): ApiJson<PasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("profile:write")?;
+    let user_id = caller.user_id()?.to_owned();
+    confirm_password(&state, &user_id, password_of(&body)?).await?;
+    let handles = state.handles();
+    let id = user_id.clone();
+    state
+        .store
+        .run(move |conn| {
+            write_transaction(conn, |conn| match mfa::disable(conn, &id) {
+                Ok(()) => {
+                    notify(conn, &handles, &id, EmailKind::MfaDisabled)?;
+                    Ok(Ok(()))
+                }
+                Err(MfaError::Store(e)) => Err(e),
+                Err(other) => Ok(Err(other)),
+            })
+        })
+        .await?
+        .map_err(mfa_error)?;
+    tracing::info!(target: "latchkey::security", event = "mfa_disabled", %user_id, "two-step verification disabled");
+    Ok(HttpResponse::Ok().json(json!({ "message": "MFA disabled successfully" })))
+}
+
+/// `POST /auth/mfa/recovery-codes` (needs the password): ten new codes replace the old ones.
+pub async fn regenerate_recovery_codes(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    ApiJson(body): ApiJson<PasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("profile:write")?;
+    let user_id = caller.user_id()?.to_owned();
+    confirm_password(&state, &user_id, password_of(&body)?).await?;
+    let handles = state.handles();
+    let id = user_id.clone();
+    let codes = state
+        .store
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                match mfa::regenerate_recovery_codes(conn, &handles.crypto, &id) {
+                    Ok(codes) => {
+                        notify(conn, &handles, &id, EmailKind::RecoveryCodesRegenerated)?;
+                        Ok(Ok(codes))
+                    }
+                    Err(MfaError::Store(e)) => Err(e),
+                    Err(other) => Ok(Err(other)),
+                }
+            })
+        })
+        .await?
+        .map_err(mfa_error)?;
+    tracing::info!(target: "latchkey::security", event = "mfa_recovery_codes_regenerated", %user_id, "recovery codes replaced");
+    Ok(no_store(HttpResponse::Ok()).json(json!({ "backup_codes": codes })))
+}

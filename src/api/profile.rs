@@ -1,0 +1,257 @@
+//! The caller's own profile: seed 002's `/me` (camelCase), seed 000's `/users/profile` (with
+//! preferences), and the password change of seeds 000 and 001. One profile model behind all.
+
+use actix_web::{HttpResponse, web};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::accounts::policy::check_new_password;
+use crate::accounts::profile::{self, Profile};
+use crate::api::auth::{name_field, profile_json};
+use crate::api::error::{ApiError, FieldError};
+use crate::api::extract::{ApiJson, Authenticated};
+use crate::api::mfa::notify;
+use crate::api::recovery::{confirm_password, new_password_pair};
+use crate::domain::{Timestamp, now};
+use crate::events::email::EmailKind;
+use crate::sessions::revoke::end_other_sessions;
+use crate::startup::AppState;
+use crate::store::users::{self, ProfileChanges};
+use crate::store::{security, to_json, write_transaction};
+
+async fn load(state: &AppState, user_id: &str) -> Result<Profile, ApiError> {
+    let id = user_id.to_owned();
+    Ok(state
+        .store
+        .run(move |conn| profile::load(conn, &id))
+        .await?)
+}
+
+/// Seed 002's shape.
+fn me_json(profile: &Profile) -> Value {
+    let user = &profile.user;
+    json!({
+        "id": user.id,
+        "status": user.status,
+        "name": profile.display_name(),
+        "bio": user.bio,
+        "activeSessions": profile.active_sessions,
+        "createdAt": Timestamp(user.created_at),
+        "updatedAt": Timestamp(user.updated_at),
+        "email": user.email,
+    })
+}
+
+/// `GET /api/v1/me`.
+pub async fn get_me(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("profile:read")?;
+    Ok(HttpResponse::Ok().json(me_json(&load(&state, caller.user_id()?).await?)))
+}
+
+/// `PATCH /me`: `{"name", "bio"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MePatch {
+    name: Option<Option<String>>,
+    bio: Option<Option<String>>,
+}
+
+/// Validates an optional, nullable text field with a length limit.
+fn text_change(
+    field: &str,
+    value: Option<Option<String>>,
+    limit: usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<Option<String>> {
+    match value {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(text)) => {
+            let text = text.trim().to_owned();
+            if text.chars().count() > limit {
+                errors.push(FieldError::new(
+                    field,
+                    format!("must be at most {limit} characters"),
+                ));
+                return None;
+            }
+            Some((!text.is_empty()).then_some(text))
+        }
+    }
+}
+
+/// `PATCH /api/v1/me`.
+pub async fn patch_me(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    ApiJson(body): ApiJson<MePatch>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("profile:write")?;
+    let user_id = caller.user_id()?.to_owned();
+    let mut errors = Vec::new();
+    let changes = ProfileChanges {
+        display_name: text_change("name", body.name, 100, &mut errors),
+        bio: text_change("bio", body.bio, 1000, &mut errors),
+        updated_at: Some(now()),
+        ..Default::default()
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let id = user_id.clone();
+    state
+        .store
+        .run(move |conn| users::update_profile(conn, &id, &changes))
+        .await?;
+    Ok(HttpResponse::Ok().json(me_json(&load(&state, &user_id).await?)))
+}
+
+/// `GET /api/v1/users/profile`.
+pub async fn get_profile(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("profile:read")?;
+    Ok(HttpResponse::Ok().json(profile_json(&load(&state, caller.user_id()?).await?)))
+}
+
+/// `PUT /users/profile`: `{"first_name", "last_name", "preferences"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    first_name: Option<String>,
+    last_name: Option<String>,
+    preferences: Option<Value>,
+}
+
+/// Largest accepted `preferences` object, serialised.
+const MAX_PREFERENCES_BYTES: usize = 16 * 1024;
+
+/// `PUT /api/v1/users/profile`.
+pub async fn put_profile(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    ApiJson(body): ApiJson<ProfileUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("profile:write")?;
+    let user_id = caller.user_id()?.to_owned();
+    let mut errors = Vec::new();
+    let first_name = name_field("first_name", &body.first_name, &mut errors);
+    let last_name = name_field("last_name", &body.last_name, &mut errors);
+    let preferences = match body.preferences {
+        None => None,
+        Some(Value::Object(map)) => {
+            let text = to_json(&map);
+            if text.len() > MAX_PREFERENCES_BYTES {
+                errors.push(FieldError::new("preferences", "is too large"));
+            }
+            Some(Some(text))
+        }
+        Some(Value::Null) => Some(None),
+        Some(_) => {
+            errors.push(FieldError::new("preferences", "must be an object"));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let changes = ProfileChanges {
+        first_name: body.first_name.is_some().then_some(first_name),
+        last_name: body.last_name.is_some().then_some(last_name),
+        preferences,
+        updated_at: Some(now()),
+        ..Default::default()
+    };
+    let id = user_id.clone();
+    state
+        .store
+        .run(move |conn| users::update_profile(conn, &id, &changes))
+        .await?;
+    Ok(HttpResponse::Ok().json(profile_json(&load(&state, &user_id).await?)))
+}
+
+/// `{"current_password", "new_password", "confirm_password"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    current_password: Option<String>,
+    new_password: Option<String>,
+    confirm_password: Option<String>,
+}
+
+/// `POST /users/change-password` and `/auth/change-password`: every other session and refresh
+/// token of the account is revoked; this one stays.
+pub async fn change_password(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("profile:write")?;
+    let user_id = caller.user_id()?.to_owned();
+    let mut errors = Vec::new();
+    if body.current_password.as_deref().is_none_or(str::is_empty) {
+        errors.push(FieldError::new("current_password", "is required"));
+    }
+    let new_password = new_password_pair(&body.new_password, &body.confirm_password, &mut errors);
+    let (Some(new_password), true) = (new_password, errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    if body.current_password.as_deref() == Some(new_password.as_str()) {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "new_password",
+            "must differ from the current password",
+        )]));
+    }
+    let profile = load(&state, &user_id).await?;
+    check_new_password(
+        &new_password,
+        &[&profile.user.username, &profile.user.email],
+        state.settings.accounts.password_min_strength,
+    )
+    .map_err(|problem| ApiError::validation(vec![FieldError::new("new_password", problem)]))?;
+    confirm_password(
+        &state,
+        &user_id,
+        body.current_password.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    let hash = state
+        .passwords
+        .hash(SecretString::from(new_password))
+        .await?;
+    let handles = state.handles();
+    let (sid, gid) = (
+        caller.active.claims.sid.clone(),
+        caller.active.claims.gid.clone(),
+    );
+    let id = user_id.clone();
+    let ended = state
+        .store
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let at = now();
+                users::set_password_hash(conn, &id, &hash, at)?;
+                let mut row = security::find(conn, &id)?;
+                row.password_changed_at = Some(at);
+                security::save(conn, &row)?;
+                let ended = end_other_sessions(
+                    conn,
+                    &id,
+                    sid.as_deref(),
+                    gid.as_deref(),
+                    "password changed",
+                    at,
+                )?;
+                notify(conn, &handles, &id, EmailKind::PasswordChanged)?;
+                Ok(ended)
+            })
+        })
+        .await?;
+    tracing::info!(target: "latchkey::security", event = "password_changed", %user_id, ended_sessions = ended.sessions.len(), "password changed");
+    Ok(HttpResponse::Ok().json(json!({ "message": "Password changed successfully" })))
+}
