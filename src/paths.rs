@@ -98,3 +98,11 @@ pub const USERS_PROFILE: &str = "/api/v1/users/profile";
 pub const USERS_CHANGE_PASSWORD: &str = "/api/v1/users/change-password";
 /// `POST` email change.
 pub const USERS_CHANGE_EMAIL: &str = "/api/v1/users/change-email";
+/// `GET` the caller's sessions; `DELETE` all but the current one.
+pub const SESSIONS: &str = "/api/v1/sessions";
+/// `DELETE` one of the caller's sessions.
+pub const SESSION: &str = "/api/v1/sessions/{id}";
+/// RP-initiated logout (`end_session_endpoint`), GET and POST.
+pub const LOGOUT: &str = "/oauth/logout";
+/// The answer of the logout confirmation page.
+pub const LOGOUT_CONFIRM: &str = "/oauth/logout/confirm";

@@ -261,6 +261,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }
     api::configure(cfg);
     crate::accounts::pages::configure(cfg);
+    crate::oidc::logout::configure(cfg);
     cfg.service(
         endpoint(paths::LOGIN_MFA)
             .get(interaction::mfa_form)

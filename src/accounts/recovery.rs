@@ -220,7 +220,15 @@ pub async fn reset_password(
                 row.failed_login_window_start = None;
                 row.locked_until = None;
                 security::save(conn, &row)?;
-                end_other_sessions(conn, &user.id, None, None, "password reset", at)?;
+                end_other_sessions(
+                    conn,
+                    &shared.crypto,
+                    &user.id,
+                    None,
+                    None,
+                    "password reset",
+                    at,
+                )?;
                 mail(
                     conn,
                     &shared,

@@ -446,6 +446,7 @@ pub async fn logout(
     let claims = caller.active.claims.clone();
     let all = body.all_devices;
     let presented_refresh = present(&body.refresh_token).map(|t| state.crypto.hash_token(t).0);
+    let crypto = state.crypto.clone();
     let ended = state
         .store
         .run(move |conn| {
@@ -461,6 +462,7 @@ pub async fn logout(
             if all {
                 return end_other_sessions(
                     conn,
+                    &crypto,
                     &user_id,
                     None,
                     None,
@@ -469,7 +471,7 @@ pub async fn logout(
                 );
             }
             match (&claims.sid, &claims.gid) {
-                (Some(sid), _) => end_session(conn, sid, false, "logout", at),
+                (Some(sid), _) => end_session(conn, &crypto, sid, false, "logout", at),
                 (None, Some(gid)) => {
                     grants::revoke_grant(conn, gid, "logout", at)?;
                     Ok(Default::default())

@@ -8,6 +8,7 @@ pub mod health;
 pub mod mfa;
 pub mod profile;
 pub mod recovery;
+pub mod sessions;
 pub mod system;
 
 use actix_web::web;
@@ -87,5 +88,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             endpoint(paths::USERS_CHANGE_EMAIL)
                 .post(recovery::change_email)
                 .finish(),
-        );
+        )
+        .service(
+            endpoint(paths::SESSIONS)
+                .get(sessions::list)
+                .delete(sessions::revoke_others)
+                .finish(),
+        )
+        .service(endpoint(paths::SESSION).delete(sessions::revoke).finish());
 }

@@ -241,6 +241,7 @@ pub async fn change_password(
                 security::save(conn, &row)?;
                 let ended = end_other_sessions(
                     conn,
+                    &handles.crypto,
                     &id,
                     sid.as_deref(),
                     gid.as_deref(),

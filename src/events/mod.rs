@@ -1,6 +1,7 @@
 //! Events: the durable outbox and what it delivers (mail now; back-channel logout tokens and
 //! webhooks later).
 
+pub mod backchannel;
 pub mod email;
 pub mod mailer;
 pub mod outbox;

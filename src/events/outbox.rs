@@ -192,7 +192,7 @@ async fn drain(state: &AppState, mailer: &Mailer) -> anyhow::Result<usize> {
 }
 
 /// What became of one attempt.
-enum Outcome {
+pub(crate) enum Outcome {
     Delivered,
     /// This attempt failed; try again after the backoff (or give up after `max_attempts`).
     Retry(String),
@@ -299,6 +299,7 @@ async fn attempt(state: &AppState, mailer: &Mailer, message: &OutboxRow) -> Outc
     };
     match message.kind.as_str() {
         EMAIL => deliver_email(mailer, &message.id, payload).await,
+        super::backchannel::BACKCHANNEL_LOGOUT => super::backchannel::deliver(state, payload).await,
         other => Outcome::Reject(mailer::shorten(&format!(
             "unknown message kind `{other}`: no deliverer handles it"
         ))),

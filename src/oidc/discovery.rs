@@ -43,6 +43,21 @@ pub struct LatchkeyMetadata {
     /// RFC 9207: every authorization response carries `iss`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_response_iss_parameter_supported: Option<bool>,
+    /// RP-Initiated Logout: where relying parties send people to sign out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<String>,
+    /// Back-Channel Logout: logout tokens are POSTed to registered URIs…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_supported: Option<bool>,
+    /// …and carry `sid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_session_supported: Option<bool>,
+    /// Front-Channel Logout: the signed-out page loads registered URIs in frames…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_supported: Option<bool>,
+    /// …with `iss` and `sid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_session_supported: Option<bool>,
 }
 
 impl AdditionalProviderMetadata for LatchkeyMetadata {}
@@ -130,6 +145,11 @@ pub fn metadata(settings: &Settings) -> anyhow::Result<Metadata> {
             introspection_endpoint: Some(url(paths::INTROSPECT)),
             introspection_endpoint_auth_methods_supported: Some(confidential_methods),
             authorization_response_iss_parameter_supported: Some(true),
+            end_session_endpoint: Some(url(paths::LOGOUT)),
+            backchannel_logout_supported: Some(true),
+            backchannel_logout_session_supported: Some(true),
+            frontchannel_logout_supported: Some(true),
+            frontchannel_logout_session_supported: Some(true),
         },
     )
     .set_token_endpoint(Some(TokenUrl::new(url(paths::TOKEN))?))

@@ -5,4 +5,5 @@ pub mod discovery;
 pub mod id_token;
 pub mod jwks;
 pub mod keys;
+pub mod logout;
 pub mod userinfo;

@@ -148,6 +148,18 @@ pub fn revoke_user_grants(
     Ok(ids)
 }
 
+/// The clients that took part in a session (those it granted something to).
+pub fn session_client_ids(
+    conn: &mut AnyConnection,
+    session_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(grants::table
+        .filter(grants::session_id.eq(session_id))
+        .select(grants::client_id)
+        .distinct()
+        .load(conn)?)
+}
+
 /// Whether a grant still has a refresh token that can be used.
 pub fn has_live_refresh_token(
     conn: &mut AnyConnection,

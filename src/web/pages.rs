@@ -125,6 +125,35 @@ pub struct NoticePage<'a> {
     pub link_text: &'a str,
 }
 
+/// "Sign out?" when a logout request cannot be trusted to end the session by itself.
+#[derive(Template)]
+#[template(path = "logout_confirm.html")]
+pub struct LogoutConfirmPage<'a> {
+    pub username: &'a str,
+    pub client_name: Option<&'a str>,
+    pub csrf_token: &'a str,
+}
+
+/// A client's front-channel logout frame.
+#[derive(Debug, Clone)]
+pub struct LogoutFrame {
+    /// The frame's URL: the registered URI with `iss` and `sid`.
+    pub src: String,
+    /// The client's name (the frame's title).
+    pub name: String,
+}
+
+/// The page after a logout, loading every front-channel logout frame.
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+pub struct SignedOutPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub frames: &'a [LogoutFrame],
+    /// Where the browser continues once the frames had time to load.
+    pub continue_to: Option<&'a str>,
+}
+
 /// Describes a scope in words for the consent page.
 pub fn describe_scope(scope: &str) -> String {
     match scope {

@@ -10,6 +10,7 @@ mod flows;
 mod health;
 mod helpers;
 mod keys;
+mod logout;
 mod mail;
 mod oauth_errors;
 mod oauth_flows;

@@ -247,6 +247,13 @@ pub async fn proceed(
         return Ok(go_to(paths::LOGIN, &id));
     }
     let session = session.expect("a session exists when no login is needed");
+    {
+        let sid = session.id.clone();
+        state
+            .store
+            .run(move |conn| crate::store::sessions::touch(conn, &sid, now()))
+            .await?;
+    }
     if request.requires_mfa() && session.acr != ACR_MFA {
         let user_id = session.user_id.clone();
         let has_mfa = state

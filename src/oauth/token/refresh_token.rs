@@ -108,6 +108,9 @@ pub async fn refresh(
                     return Ok(Decision::Refuse(RefreshError::InactiveAccount));
                 }
                 if rows::use_refresh_token(conn, &token_hash, &sealed_successor, at)? {
+                    if let Some(session_id) = &grant.session_id {
+                        crate::store::sessions::touch(conn, session_id, at)?;
+                    }
                     let expires =
                         (at + grant.refresh_ttl_secs.unwrap_or(ttl)).min(grant.expires_at);
                     rows::insert_refresh_token(

@@ -1,0 +1,116 @@
+//! `/api/v1/sessions`: the caller's sessions (browser sign-ins and API logins), and revoking
+//! them. Revoking one revokes its grants, so its refresh tokens stop and its access tokens are
+//! inactive at once, and its clients get back-channel logout notices.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::accounts::devices::describe;
+use crate::api::error::ApiError;
+use crate::api::extract::Authenticated;
+use crate::domain::{Timestamp, now};
+use crate::sessions::revoke::{end_other_sessions, end_session};
+use crate::startup::AppState;
+use crate::store::StoreError;
+use crate::store::sessions as rows;
+
+/// `GET /api/v1/sessions`.
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("profile:read")?;
+    let user_id = caller.user_id()?.to_owned();
+    let current = caller.active.claims.sid.clone();
+    let sessions = state
+        .store
+        .run(move |conn| rows::live_for_user(conn, &user_id, now()))
+        .await?;
+    let sessions: Vec<_> = sessions
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "kind": s.kind,
+                "device": describe(s.user_agent.as_deref()),
+                "ip_address": s.ip_address,
+                "location": null,
+                "created_at": Timestamp(s.created_at),
+                "last_activity": Timestamp(s.last_activity),
+                "expires_at": Timestamp(s.expires_at),
+                "current": current.as_deref() == Some(s.id.as_str()),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({ "sessions": sessions })))
+}
+
+/// `DELETE /api/v1/sessions/{id}`: one of the caller's sessions (404 for anyone else's).
+pub async fn revoke(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("profile:write")?;
+    let user_id = caller.user_id()?.to_owned();
+    let session_id = id.into_inner();
+    if session_id.len() > 64 {
+        return Err(ApiError::not_found("No such session"));
+    }
+    let crypto = state.crypto.clone();
+    let ended = state
+        .store
+        .run(move |conn| {
+            let session = match rows::find(conn, &session_id) {
+                Ok(session) => session,
+                Err(StoreError::NotFound) => return Ok(None),
+                Err(other) => return Err(other),
+            };
+            if session.user_id != user_id
+                || session.revoked_at.is_some()
+                || session.expires_at <= now()
+            {
+                return Ok(None);
+            }
+            end_session(conn, &crypto, &session.id, true, "session revoked", now()).map(Some)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("No such session"))?;
+    tracing::info!(target: "latchkey::security", event = "session_revoked", sessions = ?ended.sessions, grants = ended.grants.len(), "session revoked");
+    Ok(HttpResponse::Ok().json(json!({ "message": "Session revoked successfully" })))
+}
+
+/// `DELETE /api/v1/sessions`: every session of the caller but the current one.
+pub async fn revoke_others(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("profile:write")?;
+    let user_id = caller.user_id()?.to_owned();
+    let (sid, gid) = (
+        caller.active.claims.sid.clone(),
+        caller.active.claims.gid.clone(),
+    );
+    let crypto = state.crypto.clone();
+    let ended = state
+        .store
+        .run(move |conn| {
+            end_other_sessions(
+                conn,
+                &crypto,
+                &user_id,
+                sid.as_deref(),
+                gid.as_deref(),
+                "sessions revoked",
+                now(),
+            )
+        })
+        .await?;
+    tracing::info!(target: "latchkey::security", event = "session_revoked", count = ended.sessions.len(), "other sessions revoked");
+    Ok(HttpResponse::Ok().json(json!({
+        "message": "All other sessions revoked successfully",
+        "revoked_count": ended.sessions.len(),
+    })))
+}

@@ -1,0 +1,305 @@
+//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0) at `/oauth/logout`, GET and
+//! POST, with front-channel logout frames on the signed-out page.
+//!
+//! A valid `id_token_hint` of this provider, for the person signed in in this browser (or for a
+//! session no browser holds any more), ends the session at once; a registered
+//! `post_logout_redirect_uri` (exact match) then gets the browser back, with `state` alone.
+//! Without a valid hint the person confirms first, and is never redirected: nothing proves the
+//! request came from the client. An unregistered redirect URI is an error page; nothing ends.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::domain::now;
+use crate::http::{BodyError, media_type, read_body};
+use crate::oauth::authorize::current_session;
+use crate::oauth::clients::{Client, find_client};
+use crate::oauth::params::Params;
+use crate::paths;
+use crate::sessions::browser::{self, BrowserSession};
+use crate::sessions::revoke::end_session;
+use crate::startup::AppState;
+use crate::store::{StoreError, grants, sessions as session_rows, users};
+use crate::web::csrf::{page_with_csrf, read_form};
+use crate::web::pages::{LogoutConfirmPage, LogoutFrame, SignedOutPage};
+use crate::web::{PageError, render};
+
+/// What a valid `id_token_hint` says.
+#[derive(Debug, Clone)]
+struct Hint {
+    sub: String,
+    sid: Option<String>,
+    client_id: String,
+}
+
+/// The subject, session and client of an ID token this provider signed (expired ones too:
+/// RP-Initiated Logout §2).
+fn read_hint(state: &AppState, token: &str) -> Option<Hint> {
+    let keys = state.keys.current();
+    let verified = keys.verify(token).ok()?;
+    let claims: Value = serde_json::from_slice(&verified.payload).ok()?;
+    if claims.get("iss")?.as_str()? != state.settings.issuer {
+        return None;
+    }
+    let client_id = match claims.get("aud")? {
+        Value::String(aud) => aud.clone(),
+        Value::Array(auds) => auds.first()?.as_str()?.to_owned(),
+        _ => return None,
+    };
+    Some(Hint {
+        sub: claims.get("sub")?.as_str()?.to_owned(),
+        sid: claims.get("sid").and_then(Value::as_str).map(str::to_owned),
+        client_id,
+    })
+}
+
+fn bad(message: &str) -> PageError {
+    PageError::bad_request(message)
+}
+
+/// `GET /oauth/logout`.
+pub async fn logout_get(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let params = Params::from_urlencoded(http.query_string().as_bytes());
+    logout(&state, &http, params).await
+}
+
+/// `POST /oauth/logout` (a form with the same parameters).
+pub async fn logout_post(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, PageError> {
+    if media_type(&http) != "application/x-www-form-urlencoded" {
+        return Err(bad("A logout request sent with POST must be a form."));
+    }
+    let body = read_body(payload, 64 * 1024).await.map_err(|e| match e {
+        BodyError::TooLarge => bad("The logout request is too large."),
+        BodyError::Broken => bad("The logout request could not be read."),
+    })?;
+    logout(&state, &http, Params::from_urlencoded(&body)).await
+}
+
+async fn logout(
+    state: &AppState,
+    http: &HttpRequest,
+    params: Params,
+) -> Result<HttpResponse, PageError> {
+    if let Some(repeated) = params.repeated() {
+        return Err(bad(&format!("The parameter {} is repeated.", repeated.0)));
+    }
+    let hint = match params.get("id_token_hint") {
+        Some(token) => read_hint(state, token),
+        None => None,
+    };
+    let hint_was_sent = params.contains("id_token_hint");
+    let client_id = match (params.get("client_id"), &hint) {
+        (Some(given), Some(hint)) if given != hint.client_id => {
+            return Err(bad("client_id does not match the id_token_hint."));
+        }
+        (Some(given), _) => Some(given.to_owned()),
+        (None, Some(hint)) => Some(hint.client_id.clone()),
+        (None, None) => None,
+    };
+    let client = match client_id {
+        Some(id) if id.len() <= 255 => state.store.run(move |conn| find_client(conn, &id)).await?,
+        _ => None,
+    };
+    let redirect = match params.get("post_logout_redirect_uri") {
+        None => None,
+        Some(uri) => match &client {
+            Some(client) if client.allows_post_logout_redirect(uri) => Some(uri.to_owned()),
+            // RP-Initiated Logout §3: never redirect to an unregistered URI.
+            _ => {
+                return Err(bad(
+                    "The post_logout_redirect_uri is not registered for this client. You are still signed in.",
+                ));
+            }
+        },
+    };
+    let session = current_session(state, http).await?;
+    let hint_matches_browser = match (&hint, &session) {
+        (Some(hint), Some(session)) => {
+            hint.sub == session.user_id && hint.sid.as_deref().is_none_or(|sid| sid == session.id)
+        }
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if let (Some(hint), true) = (&hint, hint_matches_browser) {
+        let ended_sid = session.as_ref().map(|s| s.id.clone()).or(hint.sid.clone());
+        let frames = end(state, ended_sid.as_deref(), Some(&hint.sub)).await?;
+        let target = redirect.map(|uri| with_state(&uri, params.get("state")));
+        return Ok(signed_out(state, &frames, target.as_deref()));
+    }
+    match session {
+        // Nothing to end: the person is signed out already.
+        None => Ok(signed_out(state, &[], None)),
+        // No trustworthy hint (absent, invalid, or another person's): ask first.
+        Some(session) => {
+            if hint_was_sent {
+                tracing::info!(target: "latchkey::security", event = "logout_hint_refused", "logout request with an unusable id_token_hint: asking the person");
+            }
+            confirm_page(state, http, &session, client.as_ref()).await
+        }
+    }
+}
+
+/// The redirect URI with `state` added (and nothing else: RP-Initiated Logout §3).
+fn with_state(uri: &str, state: Option<&str>) -> String {
+    let Some(state) = state else {
+        return uri.to_owned();
+    };
+    match url::Url::parse(uri) {
+        Ok(mut url) => {
+            url.query_pairs_mut().append_pair("state", state);
+            url.to_string()
+        }
+        Err(_) => uri.to_owned(),
+    }
+}
+
+async fn confirm_page(
+    state: &AppState,
+    http: &HttpRequest,
+    session: &BrowserSession,
+    client: Option<&Client>,
+) -> Result<HttpResponse, PageError> {
+    let id = session.user_id.clone();
+    let username = state
+        .store
+        .run(move |conn| users::find(conn, &id))
+        .await?
+        .username;
+    Ok(page_with_csrf(state, http, StatusCode::OK, |token| {
+        render(
+            StatusCode::OK,
+            &LogoutConfirmPage {
+                username: &username,
+                client_name: client.map(|c| c.name.as_str()),
+                csrf_token: token,
+            },
+        )
+    }))
+}
+
+/// The confirmation form.
+#[derive(Debug, Deserialize)]
+pub struct ConfirmForm {
+    choice: String,
+}
+
+/// `POST /oauth/logout/confirm`: the person chose to sign out (or to stay).
+pub async fn confirm(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, PageError> {
+    let form: ConfirmForm = read_form(&state, &http, payload).await?;
+    if form.choice != "logout" {
+        return Ok(render(
+            StatusCode::OK,
+            &SignedOutPage {
+                title: "Still signed in",
+                message: "You are still signed in. You can close this window.",
+                frames: &[],
+                continue_to: None,
+            },
+        ));
+    }
+    let session = current_session(&state, &http).await?;
+    let frames = match &session {
+        Some(session) => end(&state, Some(&session.id), Some(&session.user_id)).await?,
+        None => Vec::new(),
+    };
+    Ok(signed_out(&state, &frames, None))
+}
+
+/// Ends a session (if it is live and belongs to `sub`); returns the front-channel frames of the
+/// clients that took part in it.
+async fn end(
+    state: &AppState,
+    session_id: Option<&str>,
+    sub: Option<&str>,
+) -> Result<Vec<LogoutFrame>, StoreError> {
+    let Some(session_id) = session_id.map(str::to_owned) else {
+        return Ok(Vec::new());
+    };
+    let sub = sub.map(str::to_owned);
+    let crypto = state.crypto.clone();
+    let issuer = state.settings.issuer.clone();
+    let frames = state
+        .store
+        .run(move |conn| {
+            let session = match session_rows::find(conn, &session_id) {
+                Ok(session) => session,
+                Err(StoreError::NotFound) => return Ok(Vec::new()),
+                Err(other) => return Err(other),
+            };
+            if session.revoked_at.is_some() || sub.as_deref().is_some_and(|s| s != session.user_id)
+            {
+                return Ok(Vec::new());
+            }
+            let mut frames = Vec::new();
+            for client_id in grants::session_client_ids(conn, &session.id)? {
+                let Some(client) = find_client(conn, &client_id)? else {
+                    continue;
+                };
+                let Some(uri) = &client.frontchannel_logout_uri else {
+                    continue;
+                };
+                let Ok(mut url) = url::Url::parse(uri) else {
+                    continue;
+                };
+                url.query_pairs_mut()
+                    .append_pair("iss", &issuer)
+                    .append_pair("sid", &session.id);
+                frames.push(LogoutFrame {
+                    src: url.to_string(),
+                    name: client.name.clone(),
+                });
+            }
+            end_session(conn, &crypto, &session.id, false, "logout", now())?;
+            Ok(frames)
+        })
+        .await?;
+    tracing::info!(target: "latchkey::security", event = "logout", frames = frames.len(), "RP-initiated logout");
+    Ok(frames)
+}
+
+/// The signed-out answer: a plain redirect when no frame has to load first, else the page with
+/// the frames (continuing to the redirect after a moment).
+fn signed_out(state: &AppState, frames: &[LogoutFrame], redirect: Option<&str>) -> HttpResponse {
+    let mut response = match (redirect, frames.is_empty()) {
+        (Some(target), true) => HttpResponse::SeeOther()
+            .insert_header(("Location", target))
+            .insert_header(("Cache-Control", "no-store"))
+            .finish(),
+        _ => render(
+            StatusCode::OK,
+            &SignedOutPage {
+                title: "Signed out",
+                message: "You are signed out.",
+                frames,
+                continue_to: redirect,
+            },
+        ),
+    };
+    let _ = response.add_cookie(&browser::removal_cookie(state.settings.is_https()));
+    response
+}
+
+/// The paths of logout.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use crate::http::endpoint;
+    cfg.service(
+        endpoint(paths::LOGOUT)
+            .get(logout_get)
+            .post(logout_post)
+            .finish(),
+    )
+    .service(endpoint(paths::LOGOUT_CONFIRM).post(confirm).finish());
+}
