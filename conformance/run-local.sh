@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the conformance harness against a throwaway local Latchkey:
 #   builds `latchkey` and `latchkey-conformance`, starts a server on a free port over a
-#   temporary SQLite database, creates the test user and the three clients with the CLI,
-#   writes the harness configuration, runs the harness, stops the server, and exits with the
-#   harness's exit code (0: nothing failed, 1: a module failed, other: setup problem).
+#   temporary SQLite database, creates the test user and the clients with the CLI (three for
+#   the Basic/Form Post plans, one with a back-channel and one with a front-channel logout URI),
+#   picks a free port for the harness's back-channel logout listener, writes the harness
+#   configuration, runs the harness, stops the server, and exits with the harness's exit code
+#   (0: nothing failed, 1: a module failed, other: setup problem).
 #
 # Works from any directory; needs only cargo and the local server (no network).
 #   conformance/run-local.sh [harness options, e.g. --only oidcc-refresh --timings]
@@ -124,6 +126,18 @@ read -r C1_ID C1_SECRET <<<"$c1"
 read -r C2_ID C2_SECRET <<<"$c2"
 read -r CP_ID CP_SECRET <<<"$cp"
 
+# The logout plans' clients: back-channel logout to the harness's own listener (a free port of
+# its own), front-channel logout to a URI the harness only reads from the OP's iframes.
+BC_PORT=$(free_port)
+while [[ $BC_PORT == "$PORT" ]]; do BC_PORT=$(free_port); done
+BACKCHANNEL_LISTEN=127.0.0.1:$BC_PORT
+BACKCHANNEL_URI=http://$BACKCHANNEL_LISTEN/backchannel_logout
+FRONTCHANNEL_URI=https://conformance.example/frontchannel_logout
+cb=$(new_client --name "Conformance back-channel" --backchannel-logout-uri "$BACKCHANNEL_URI")
+cf=$(new_client --name "Conformance front-channel" --frontchannel-logout-uri "$FRONTCHANNEL_URI")
+read -r CB_ID CB_SECRET <<<"$cb"
+read -r CF_ID CF_SECRET <<<"$cf"
+
 json_escape() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 cat >"$WORK/conformance.json" <<EOF
 {
@@ -135,6 +149,11 @@ cat >"$WORK/conformance.json" <<EOF
   "client": {"client_id": "$C1_ID", "client_secret": "$C1_SECRET"},
   "client2": {"client_id": "$C2_ID", "client_secret": "$C2_SECRET"},
   "client_post": {"client_id": "$CP_ID", "client_secret": "$CP_SECRET"},
+  "client_backchannel": {"client_id": "$CB_ID", "client_secret": "$CB_SECRET"},
+  "backchannel_listen": "$BACKCHANNEL_LISTEN",
+  "backchannel_logout_uri": "$BACKCHANNEL_URI",
+  "client_frontchannel": {"client_id": "$CF_ID", "client_secret": "$CF_SECRET"},
+  "frontchannel_logout_uri": "$FRONTCHANNEL_URI",
   "rotate_keys_command": ["$(json_escape "$LATCHKEY")", "keys", "rotate"]
 }
 EOF

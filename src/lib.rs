@@ -1,6 +1,7 @@
 //! Latchkey: an OAuth 2.0 authorization server and OpenID Connect provider.
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod bootstrap;
 pub mod cli;

@@ -171,6 +171,14 @@ impl Application {
                             .error_handler(|e, _| error::json_error(e).into()),
                     )
                     .app_data(web::PayloadConfig::new(max_body))
+                    .app_data(
+                        web::QueryConfig::default()
+                            .error_handler(|e, _| error::query_error(e).into()),
+                    )
+                    .app_data(
+                        web::PathConfig::default()
+                            .error_handler(|e, _| error::path_error(e).into()),
+                    )
                     .wrap(from_fn(request_context))
                     .configure(routes)
                     .default_service(web::to(error::not_found))

@@ -447,34 +447,7 @@ async fn prompt_none_not_logged_in(ctx: &mut Ctx) -> Step<()> {
     let mut req = ctx.request(&client);
     req.set("prompt", "none");
     req.set("state", random_string(128));
-    let (landing, seen) = ctx
-        .authorize(&browser, &server, &req, Interaction::NONE)
-        .await?;
-    let cb = ctx.expect_callback(landing, &seen)?;
-    let params = ctx.response_params(&cb);
-    let generic = checks::generic_error_response_findings(
-        &params,
-        &cb.all_params(),
-        req.state(),
-        &server.issuer,
-    );
-    ctx.apply(generic)?;
-    let error = param(&params, "error");
-    if !matches!(
-        error,
-        Some(
-            "login_required"
-                | "interaction_required"
-                | "account_selection_required"
-                | "consent_required"
-        )
-    ) {
-        ctx.rec.failure(
-            "CheckErrorFromAuthorizationEndpointIsOneThatRequiredAUserInterface",
-            format!("error is {error:?}, expected login_required or another interaction error"),
-        );
-    }
-    Ok(())
+    ctx.expect_interaction_error(&browser, &server, &req).await
 }
 
 // ----------------------------------------------------------------------------------------

@@ -62,6 +62,21 @@ impl Callback {
         all
     }
 
+    /// The client reached by a redirect (or a link) to `target`.
+    pub fn redirect(target: Url) -> Self {
+        Self {
+            method: "GET".into(),
+            query: params_of(target.query_pairs()),
+            fragment: target
+                .fragment()
+                .map(|f| params_of(url::form_urlencoded::parse(f.as_bytes())))
+                .unwrap_or_default(),
+            url: target,
+            content_type: None,
+            form: None,
+        }
+    }
+
     /// The redirect target without query and fragment.
     pub fn base(&self) -> String {
         let mut u = self.url.clone();
@@ -154,18 +169,67 @@ impl Browser {
     ) -> Result<(Landing, Interactions), BrowserError> {
         let mut seen = Interactions::default();
         let mut current = endpoint.clone();
-        let mut response = if post {
+        let response = if post {
             seen.hops.push(format!("POST {endpoint}"));
             self.client.post(endpoint.clone()).form(params).send().await
         } else {
             let mut url = endpoint.clone();
-            url.query_pairs_mut().extend_pairs(params.iter());
+            if !params.is_empty() {
+                url.query_pairs_mut().extend_pairs(params.iter());
+            }
             seen.hops.push(format!("GET {url}"));
             current = url.clone();
             self.client.get(url).send().await
         }
-        .map_err(|e| format!("authorization request failed: {e}"))?;
+        .map_err(|e| format!("request to {current} failed: {e}"))?;
+        self.walk(response, current, seen, act).await
+    }
 
+    /// Opens a page of the OP (e.g. the end-session endpoint, GET with the parameters in the
+    /// query or POST as a form) and follows it as far as it goes without the person acting:
+    /// redirects on the issuer's origin are followed, a redirect leaving it is captured.
+    pub async fn open(
+        &self,
+        url: &Url,
+        params: &Params,
+        post: bool,
+    ) -> Result<(Landing, Interactions), BrowserError> {
+        self.authorize(url, params, post, Interaction::NONE).await
+    }
+
+    /// Submits a form of a page (as the person clicking one of its buttons, whose name and
+    /// value are in `fields` with the hidden inputs) and follows the answer as [`Self::open`].
+    pub async fn submit(
+        &self,
+        page: &Url,
+        form: &Form,
+        fields: &Params,
+    ) -> Result<(Landing, Interactions), BrowserError> {
+        let action = page
+            .join(&form.action)
+            .map_err(|e| format!("bad form action {:?}: {e}", form.action))?;
+        let mut seen = Interactions::default();
+        seen.hops
+            .push(format!("{} {action}", form.method.to_ascii_uppercase()));
+        let response = if form.method == "post" {
+            self.client.post(action.clone()).form(fields).send().await
+        } else {
+            let mut url = action.clone();
+            url.query_pairs_mut().extend_pairs(fields.iter());
+            self.client.get(url).send().await
+        }
+        .map_err(|e| format!("submitting the form to {action} failed: {e}"))?;
+        self.walk(response, action, seen, Interaction::NONE).await
+    }
+
+    /// Follows the OP's answers from `response` (the answer to a request for `current`).
+    async fn walk(
+        &self,
+        mut response: reqwest::Response,
+        mut current: Url,
+        mut seen: Interactions,
+        act: Interaction,
+    ) -> Result<(Landing, Interactions), BrowserError> {
         for _ in 0..25 {
             let status = response.status().as_u16();
             if let Some(last) = seen.hops.last_mut() {
@@ -182,20 +246,7 @@ impl Browser {
                     .join(&location)
                     .map_err(|e| format!("bad Location {location:?}: {e}"))?;
                 if target.origin() != self.issuer_origin {
-                    return Ok((
-                        Landing::Callback(Callback {
-                            method: "GET".into(),
-                            query: params_of(target.query_pairs()),
-                            fragment: target
-                                .fragment()
-                                .map(|f| params_of(url::form_urlencoded::parse(f.as_bytes())))
-                                .unwrap_or_default(),
-                            url: target,
-                            content_type: None,
-                            form: None,
-                        }),
-                        seen,
-                    ));
+                    return Ok((Landing::Callback(Callback::redirect(target)), seen));
                 }
                 seen.hops.push(format!("GET {target}"));
                 current = target.clone();

@@ -16,9 +16,9 @@ pub struct Config {
     pub allow_http: bool,
     /// The redirect URI registered for every client (it never has to exist).
     pub redirect_uri: String,
-    /// The post-logout redirect URI registered for the clients (unused by these plans).
+    /// The post-logout redirect URI registered for `client`, `client_backchannel` and
+    /// `client_frontchannel` (it never has to exist); the logout plans are skipped without it.
     #[serde(default)]
-    #[allow(dead_code)]
     pub post_logout_redirect_uri: Option<String>,
     /// The test user.
     pub user: User,
@@ -28,6 +28,30 @@ pub struct Config {
     pub client2: ClientConfig,
     /// A client registered for client_secret_post.
     pub client_post: ClientConfig,
+    /// A client (client_secret_basic) registered with `backchannel_logout_uri`, for the
+    /// Back-Channel Logout plan; skipped without it.
+    #[serde(default)]
+    pub client_backchannel: Option<ClientConfig>,
+    /// Where the harness listens for the OP's back-channel logout requests
+    /// (`127.0.0.1:<port>`).
+    #[serde(default)]
+    pub backchannel_listen: Option<String>,
+    /// The `backchannel_logout_uri` registered for `client_backchannel` (default:
+    /// `http://<backchannel_listen>/backchannel_logout`); its path is the one the listener serves.
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    /// Seconds `oidcc-backchannel-rp-initiated-logout` waits for the back-channel request
+    /// (default 10).
+    #[serde(default)]
+    pub backchannel_wait_secs: Option<u64>,
+    /// A client (client_secret_basic) registered with `frontchannel_logout_uri`, for the
+    /// Front-Channel Logout plan; skipped without it.
+    #[serde(default)]
+    pub client_frontchannel: Option<ClientConfig>,
+    /// The `frontchannel_logout_uri` registered for `client_frontchannel` (it never has to
+    /// exist: the harness reads the OP's iframes instead of loading them).
+    #[serde(default)]
+    pub frontchannel_logout_uri: Option<String>,
     /// A command (program and arguments) that rotates the OP's signing keys, for
     /// `oidcc-server-rotate-keys`; the module is skipped without it.
     #[serde(default)]
@@ -75,10 +99,36 @@ impl Config {
             .with_context(|| format!("{} is not a valid configuration", path.display()))?;
         url::Url::parse(&config.issuer).context("`issuer` is not a URL")?;
         url::Url::parse(&config.redirect_uri).context("`redirect_uri` is not a URL")?;
+        if let Some(uri) = &config.post_logout_redirect_uri {
+            url::Url::parse(uri).context("`post_logout_redirect_uri` is not a URL")?;
+        }
+        if let Some(uri) = &config.frontchannel_logout_uri {
+            url::Url::parse(uri).context("`frontchannel_logout_uri` is not a URL")?;
+        }
+        if let Some(listen) = &config.backchannel_listen {
+            listen
+                .parse::<std::net::SocketAddr>()
+                .context("`backchannel_listen` is not an address and port")?;
+        }
+        if config.backchannel_logout_uri.is_some() && config.backchannel_listen.is_none() {
+            anyhow::bail!("`backchannel_logout_uri` needs `backchannel_listen`");
+        }
+        if let Some(uri) = &config.backchannel_logout_uri {
+            url::Url::parse(uri).context("`backchannel_logout_uri` is not a URL")?;
+        }
         if let Some(cmd) = &config.rotate_keys_command {
             anyhow::ensure!(!cmd.is_empty(), "`rotate_keys_command` is empty");
         }
         Ok(config)
+    }
+
+    /// The back-channel logout URI registered for `client_backchannel`.
+    pub fn backchannel_logout_uri(&self) -> Option<String> {
+        match (&self.backchannel_logout_uri, &self.backchannel_listen) {
+            (Some(uri), _) => Some(uri.clone()),
+            (None, Some(listen)) => Some(format!("http://{listen}/backchannel_logout")),
+            (None, None) => None,
+        }
     }
 
     /// The discovery URL.

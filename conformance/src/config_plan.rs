@@ -235,7 +235,7 @@ fn issuer_problem(env: &Env, issuer: &str) -> Option<String> {
 }
 
 /// `AbstractJsonUriIsValidAndHttps`: a string, a valid URL, https.
-fn https_url_problem(env: &Env, d: &Map<String, Value>, name: &str) -> Option<String> {
+pub(crate) fn https_url_problem(env: &Env, d: &Map<String, Value>, name: &str) -> Option<String> {
     let Some(v) = d.get(name) else {
         return Some(format!("{name} is missing"));
     };

@@ -17,6 +17,7 @@ use crate::checks::{self, IdTokenExpectations, Params, param};
 use crate::config::{ClientConfig, Config};
 use crate::html;
 use crate::jose::{self, Jwt};
+use crate::receiver::Inbox;
 use crate::report::{Finding, Level, Record, Step, Stop, stop};
 
 /// Shared by every module.
@@ -25,6 +26,8 @@ pub struct Env {
     /// Back-channel HTTP (token, UserInfo, discovery): no cookies, no redirects.
     pub http: reqwest::Client,
     pub issuer_url: Url,
+    /// The back-channel logout listener, when a module needs it.
+    pub backchannel: Option<Inbox>,
     /// The TLS connector every browser shares.
     tls: native_tls::TlsConnector,
 }
@@ -43,6 +46,7 @@ impl Env {
             config,
             http,
             issuer_url,
+            backchannel: None,
             tls,
         })
     }
@@ -63,16 +67,24 @@ impl Env {
     }
 
     pub fn client(&self, which: Which) -> Client {
+        self.optional_client(which)
+            .expect("client, client2 and client_post are required")
+    }
+
+    /// A configured client; the logout clients are optional.
+    pub fn optional_client(&self, which: Which) -> Option<Client> {
         let (c, auth): (&ClientConfig, AuthMethod) = match which {
             Which::One => (&self.config.client, AuthMethod::Basic),
             Which::Two => (&self.config.client2, AuthMethod::Basic),
             Which::Post => (&self.config.client_post, AuthMethod::Post),
+            Which::Backchannel => (self.config.client_backchannel.as_ref()?, AuthMethod::Basic),
+            Which::Frontchannel => (self.config.client_frontchannel.as_ref()?, AuthMethod::Basic),
         };
-        Client {
+        Some(Client {
             id: c.client_id.clone(),
             secret: c.client_secret.clone(),
             auth,
-        }
+        })
     }
 }
 
@@ -82,6 +94,10 @@ pub enum Which {
     One,
     Two,
     Post,
+    /// Registered with `backchannel_logout_uri`.
+    Backchannel,
+    /// Registered with `frontchannel_logout_uri`.
+    Frontchannel,
 }
 
 /// How a client authenticates at the token endpoint.
@@ -837,6 +853,45 @@ impl Ctx {
         self.protected_resource(server, &tokens.access_token)
             .await?;
         Ok(Flow { seen, code, tokens })
+    }
+
+    /// An authorization request that must come back with an error asking for the person
+    /// (`prompt=none` without a session): the generic error checks (§2.7) and
+    /// `CheckErrorFromAuthorizationEndpointIsOneThatRequiredAUserInterface` (FAILURE).
+    pub async fn expect_interaction_error(
+        &mut self,
+        browser: &Browser,
+        server: &Server,
+        req: &AuthRequest,
+    ) -> Step<()> {
+        let (landing, seen) = self
+            .authorize(browser, server, req, Interaction::NONE)
+            .await?;
+        let cb = self.expect_callback(landing, &seen)?;
+        let params = self.response_params(&cb);
+        let generic = checks::generic_error_response_findings(
+            &params,
+            &cb.all_params(),
+            req.state(),
+            &server.issuer,
+        );
+        self.apply(generic)?;
+        let error = param(&params, "error");
+        if !matches!(
+            error,
+            Some(
+                "login_required"
+                    | "interaction_required"
+                    | "account_selection_required"
+                    | "consent_required"
+            )
+        ) {
+            self.rec.failure(
+                "CheckErrorFromAuthorizationEndpointIsOneThatRequiredAUserInterface",
+                format!("error is {error:?}, expected login_required or another interaction error"),
+            );
+        }
+        Ok(())
     }
 
     /// `AbstractOIDCCUserInfoTest`: the full UserInfo checks of a JSON answer.

@@ -159,7 +159,8 @@ fn attributes(tag: &str) -> Vec<(String, String)> {
     attrs
 }
 
-fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+/// The value of an attribute read by [`elements`].
+pub fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     attrs
         .iter()
         .find(|(n, _)| n == name)
@@ -235,6 +236,35 @@ pub fn forms(html: &str) -> Vec<Form> {
         result.push(form);
     }
     result
+}
+
+/// The attributes (names lower-cased, values unescaped) of every `<name ...>` start tag of the
+/// page, in order: e.g. every `iframe`, `a` or `meta`.
+pub fn elements(html: &str, name: &str) -> Vec<Vec<(String, String)>> {
+    let lower = html.to_ascii_lowercase();
+    start_tags(html, &lower, name)
+        .into_iter()
+        .map(|(_, tag, _)| attributes(tag))
+        .collect()
+}
+
+/// The target of a `<meta http-equiv="refresh" content="N; url=...">`, as written.
+pub fn meta_refresh(html: &str) -> Option<String> {
+    elements(html, "meta").iter().find_map(|a| {
+        if !attr(a, "http-equiv")?.eq_ignore_ascii_case("refresh") {
+            return None;
+        }
+        let content = attr(a, "content")?;
+        let (_, rest) = content.split_once([';', ','])?;
+        let rest = rest.trim_start();
+        let rest = rest
+            .get(..3)
+            .filter(|p| p.eq_ignore_ascii_case("url"))
+            .map(|_| rest[3..].trim_start())?;
+        let target = rest.strip_prefix('=')?.trim();
+        let target = target.trim_matches(|c| c == '"' || c == '\'');
+        (!target.is_empty()).then(|| target.to_owned())
+    })
 }
 
 /// Text of the first element `<tag ...>text</tag>` (tags inside stripped), trimmed.
@@ -321,6 +351,29 @@ mod tests {
         assert_eq!(forms[1].id.as_deref(), Some("form-post"));
         assert_eq!(forms[1].action, "https://rp.example/cb?x=1&y=2");
         assert_eq!(title(html).as_deref(), Some("Sign in"));
+    }
+
+    #[test]
+    fn reads_frames_and_refresh() {
+        let html = r#"<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2;url=https://rp.example/after?state=a&amp;b"></head>
+<body><a href="https://rp.example/after?state=a&amp;b" id="continue">Continue</a>
+<iframe class="frontchannel" src="https://rp.example/fc?iss=http%3A%2F%2Fop&amp;sid=S1" width="0"></iframe></body></html>"#;
+        assert_eq!(
+            meta_refresh(html).as_deref(),
+            Some("https://rp.example/after?state=a&b")
+        );
+        let frames = elements(html, "iframe");
+        assert_eq!(frames.len(), 1);
+        assert_eq!(
+            attr(&frames[0], "src"),
+            Some("https://rp.example/fc?iss=http%3A%2F%2Fop&sid=S1")
+        );
+        let links = elements(html, "a");
+        assert_eq!(attr(&links[0], "id"), Some("continue"));
+        assert_eq!(
+            meta_refresh("<meta http-equiv=refresh content='0; URL = /x'>").as_deref(),
+            Some("/x")
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! `latchkey-conformance`: runs, over HTTP against a running Latchkey (or any OP), every
-//! automatable module of the OpenID Foundation's Basic, Config and Form Post OP test plans,
-//! with the suite's FAILURE/WARNING levels, and prints one line per module.
+//! automatable module of the OpenID Foundation's Basic, Config, Form Post, RP-Initiated
+//! Logout, Back-Channel Logout and Front-Channel Logout OP test plans, with the suite's
+//! FAILURE/WARNING levels, and prints one line per module.
 //!
-//! It is a black box: it only speaks HTTP to the OP (plus the optional key-rotation command).
+//! It is a black box: it only speaks HTTP to the OP (plus the optional key-rotation command),
+//! and listens for the OP's back-channel logout requests.
 
 mod basic;
 mod browser;
@@ -12,6 +14,8 @@ mod config_plan;
 mod harness;
 mod html;
 mod jose;
+mod logout;
+mod receiver;
 mod report;
 
 use std::path::PathBuf;
@@ -24,7 +28,7 @@ use clap::Parser;
 use crate::harness::Env;
 use crate::report::{Outcome, Verdict};
 
-/// Runs the OIDF Basic, Config and Form Post OP plans' automatable modules against an OP.
+/// Runs the OIDF Basic, Config, Form Post and logout OP plans' automatable modules against an OP.
 #[derive(Debug, Parser)]
 #[command(name = "latchkey-conformance", version, about)]
 struct Cli {
@@ -48,6 +52,7 @@ enum Module {
     Discovery,
     RotateKeys,
     Basic(&'static str, bool),
+    Logout(logout::Plan, &'static str),
 }
 
 impl Module {
@@ -57,6 +62,7 @@ impl Module {
             Module::RotateKeys => "oidcc-server-rotate-keys".into(),
             Module::Basic(id, false) => (*id).to_owned(),
             Module::Basic(id, true) => format!("formpost/{id}"),
+            Module::Logout(plan, id) => format!("{}/{id}", plan.prefix()),
         }
     }
 
@@ -69,6 +75,7 @@ impl Module {
             Module::Discovery => config_plan::discovery_endpoint_verification(env).await,
             Module::RotateKeys => config_plan::rotate_keys(env).await,
             Module::Basic(id, form_post) => basic::run(id, env, form_post).await,
+            Module::Logout(plan, id) => logout::run(plan, id, env).await,
         }
     }
 }
@@ -84,7 +91,7 @@ async fn main() -> ExitCode {
         }
     };
     println!(
-        "latchkey-conformance: OIDF Basic, Config and Form Post OP plans against {}",
+        "latchkey-conformance: OIDF Basic, Config, Form Post, RP-Initiated, Back-Channel and Front-Channel Logout OP plans against {}",
         config.issuer
     );
     if config.allow_http {
@@ -92,22 +99,52 @@ async fn main() -> ExitCode {
             "NOTE  allow_http is on: http:// URLs are accepted where the suite requires https (checklist §6.2) — local runs only"
         );
     }
-    let env = match Env::new(config) {
-        Ok(env) => Arc::new(env),
+    let mut env = match Env::new(config) {
+        Ok(env) => env,
         Err(e) => {
             eprintln!("error: {e:#}");
             return ExitCode::from(2);
         }
     };
 
-    // Plan order: Config plan, Basic plan, Form Post plan, then key rotation.
+    // Plan order: Config plan, Basic plan, Form Post plan, the logout plans, then key rotation.
     let mut modules = vec![Module::Discovery];
     modules.extend(basic::MODULES.iter().map(|id| Module::Basic(id, false)));
     modules.extend(basic::MODULES.iter().map(|id| Module::Basic(id, true)));
+    for plan in [
+        logout::Plan::RpInitiated,
+        logout::Plan::Backchannel,
+        logout::Plan::Frontchannel,
+    ] {
+        modules.extend(plan.modules().iter().map(|id| Module::Logout(plan, id)));
+    }
     modules.push(Module::RotateKeys);
     if !cli.only.is_empty() {
         modules.retain(|m| cli.only.iter().any(|o| m.id().contains(o.as_str())));
     }
+
+    // The back-channel logout receiver, when a selected module needs it.
+    let listener_needed = modules
+        .iter()
+        .any(|m| matches!(m, Module::Logout(plan, id) if plan.needs_listener(id)));
+    if listener_needed
+        && let (Some(listen), Some(uri)) = (
+            env.config.backchannel_listen.clone(),
+            env.config.backchannel_logout_uri(),
+        )
+    {
+        let path = url::Url::parse(&uri)
+            .map(|u| u.path().to_owned())
+            .unwrap_or_else(|_| "/".into());
+        match receiver::Inbox::start(&listen, path).await {
+            Ok(inbox) => env.backchannel = Some(inbox),
+            Err(e) => {
+                eprintln!("error: backchannel_listen: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let env = Arc::new(env);
 
     let started = Instant::now();
     // Slow (waiting) modules start first; every module is its own task with its own browser.

@@ -232,6 +232,16 @@ pub fn json_error(error: actix_web::error::JsonPayloadError) -> ApiError {
     }
 }
 
+/// A query string that does not fit the endpoint's parameters (a number that is not one, …).
+pub fn query_error(error: actix_web::error::QueryPayloadError) -> ApiError {
+    ApiError::bad_request(format!("The query string is invalid: {error}"))
+}
+
+/// A path segment that does not parse.
+pub fn path_error(error: actix_web::error::PathError) -> ApiError {
+    ApiError::bad_request(format!("The path is invalid: {error}"))
+}
+
 /// The answer for a path no route serves.
 pub async fn not_found(request: actix_web::HttpRequest) -> ApiError {
     ApiError::not_found(format!(

@@ -169,6 +169,31 @@ impl Authenticated {
     }
 }
 
+/// The actor of an audit entry for a request by `user_id` (or an anonymous one).
+pub fn actor(http: &HttpRequest, user_id: Option<&str>) -> crate::events::audit::Actor {
+    let info = crate::sessions::browser::ClientInfo::of(http);
+    crate::events::audit::Actor {
+        user_id: user_id.map(str::to_owned),
+        email: None,
+        ip_address: info.ip_address,
+        user_agent: info.user_agent,
+        request_id: Some(crate::telemetry::current_request_id()),
+    }
+}
+
+impl Authenticated {
+    /// The caller as the actor of an audit entry.
+    pub fn actor(&self, http: &HttpRequest) -> crate::events::audit::Actor {
+        actor(
+            http,
+            self.active
+                .claims
+                .has_user()
+                .then_some(self.active.claims.sub.as_str()),
+        )
+    }
+}
+
 /// The 401 of the API (RFC 6750 §3: with a `WWW-Authenticate` challenge).
 pub fn unauthorized(code: Option<&str>, message: &str) -> ApiError {
     let challenge = match code {

@@ -6,10 +6,13 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod mfa;
+pub mod pagination;
 pub mod profile;
 pub mod recovery;
+pub mod reports;
 pub mod sessions;
 pub mod system;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -18,6 +21,8 @@ use crate::paths;
 
 /// The routes of the JSON API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    webhooks::configure(cfg);
+    reports::configure(cfg);
     cfg.service(endpoint(paths::AUTH_REGISTER).post(auth::register).finish())
         .service(endpoint(paths::AUTH_LOGIN).post(auth::login).finish())
         .service(endpoint(paths::AUTH_REFRESH).post(auth::refresh).finish())

@@ -59,6 +59,7 @@ pub fn queue(
             conn,
             crypto,
             BACKCHANNEL_LOGOUT,
+            Some(&client.id),
             &serde_json::to_value(&notice).expect("plain data"),
         )?;
         queued += 1;

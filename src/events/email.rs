@@ -60,7 +60,7 @@ pub fn queue(
 ) -> Result<(), StoreError> {
     let email = render(settings, request)?;
     let payload = serde_json::to_value(&email).expect("plain strings serialise");
-    outbox::enqueue(conn, crypto, EMAIL, &payload)?;
+    outbox::enqueue(conn, crypto, EMAIL, None, &payload)?;
     Ok(())
 }
 

@@ -1,10 +1,12 @@
 //! Events: the durable outbox and what it delivers (mail now; back-channel logout tokens and
 //! webhooks later).
 
+pub mod audit;
 pub mod backchannel;
 pub mod email;
 pub mod mailer;
 pub mod outbox;
+pub mod webhooks;
 
 use std::sync::Arc;
 

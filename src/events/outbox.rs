@@ -73,6 +73,8 @@ pub struct OutboxEntry {
     pub delivered_at: Option<Timestamp>,
     /// When it is tried next (while pending).
     pub next_attempt_at: Timestamp,
+    /// What it is about (a webhook id, a client id).
+    pub topic: Option<String>,
 }
 
 /// Queues a message of `kind` for delivery; returns its id. Call it inside the transaction of
@@ -82,6 +84,7 @@ pub fn enqueue(
     conn: &mut AnyConnection,
     crypto: &Crypto,
     kind: &str,
+    topic: Option<&str>,
     payload: &serde_json::Value,
 ) -> Result<String, StoreError> {
     let id = uuid::Uuid::now_v7().to_string();
@@ -101,6 +104,7 @@ pub fn enqueue(
             created_at: at,
             updated_at: at,
             delivered_at: None,
+            topic: topic.map(str::to_owned),
         },
     )?;
     Ok(id)
@@ -110,9 +114,10 @@ pub fn enqueue(
 pub fn list(
     conn: &mut AnyConnection,
     kind: &str,
+    topic: Option<&str>,
     limit: i64,
 ) -> Result<Vec<OutboxEntry>, StoreError> {
-    rows::list(conn, kind, limit)?
+    rows::list(conn, kind, topic, limit)?
         .into_iter()
         .map(|row| {
             Ok(OutboxEntry {
@@ -124,6 +129,7 @@ pub fn list(
                 created_at: Timestamp(row.created_at),
                 delivered_at: row.delivered_at.map(Timestamp),
                 next_attempt_at: Timestamp(row.next_attempt_at),
+                topic: row.topic,
             })
         })
         .collect()

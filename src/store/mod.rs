@@ -4,6 +4,7 @@
 //! modules through [`Store::run`], which moves the blocking diesel work off the async executor.
 
 pub mod account_tokens;
+pub mod audit;
 pub mod authorization_requests;
 pub mod clients;
 pub mod consents;

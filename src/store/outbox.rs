@@ -43,6 +43,8 @@ pub struct OutboxRow {
     pub updated_at: i64,
     /// When it was delivered.
     pub delivered_at: Option<i64>,
+    /// What the message is about (a webhook id, a client id), for listing deliveries.
+    pub topic: Option<String>,
 }
 
 /// A message without its payload: what an operator may see.
@@ -58,6 +60,7 @@ pub struct OutboxSummaryRow {
     pub created_at: i64,
     pub delivered_at: Option<i64>,
     pub next_attempt_at: i64,
+    pub topic: Option<String>,
 }
 
 /// The outcome of a failed attempt.
@@ -190,10 +193,14 @@ pub fn record_failure(
 pub fn list(
     conn: &mut AnyConnection,
     kind: &str,
+    topic: Option<&str>,
     limit: i64,
 ) -> Result<Vec<OutboxSummaryRow>, StoreError> {
-    Ok(outbox::table
-        .filter(outbox::kind.eq(kind))
+    let mut query = outbox::table.filter(outbox::kind.eq(kind)).into_boxed();
+    if let Some(topic) = topic {
+        query = query.filter(outbox::topic.eq(topic.to_owned()));
+    }
+    Ok(query
         .order((outbox::created_at.desc(), outbox::id.desc()))
         .limit(limit)
         .select(OutboxSummaryRow::as_select())

@@ -13,6 +13,41 @@ diesel::table! {
 }
 
 diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        name -> Text,
+        key_hash -> Text,
+        key_prefix -> Text,
+        user_id -> Text,
+        grant_id -> Text,
+        scopes -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_logs (id) {
+        id -> Text,
+        actor_id -> Nullable<Text>,
+        actor_email -> Nullable<Text>,
+        action -> Text,
+        resource -> Text,
+        resource_id -> Nullable<Text>,
+        old_values -> Nullable<Text>,
+        new_values -> Nullable<Text>,
+        ip_address -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        additional_info -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     authorization_codes (code_hash) {
         code_hash -> Text,
         grant_id -> Text,
@@ -145,6 +180,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         delivered_at -> Nullable<BigInt>,
+        topic -> Nullable<Text>,
     }
 }
 
@@ -282,10 +318,32 @@ diesel::table! {
         preferences -> Nullable<Text>,
         metadata -> Nullable<Text>,
         email_verified_at -> Nullable<BigInt>,
+        deleted_at -> Nullable<BigInt>,
+        kind -> Text,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        url -> Text,
+        events -> Text,
+        secret -> Text,
+        active -> Bool,
+        description -> Nullable<Text>,
+        consecutive_failures -> Integer,
+        disabled_reason -> Nullable<Text>,
+        last_delivery_at -> Nullable<BigInt>,
+        last_success_at -> Nullable<BigInt>,
+        created_by -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
     }
 }
 
 diesel::joinable!(account_tokens -> users (user_id));
+diesel::joinable!(api_keys -> grants (grant_id));
+diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(authorization_codes -> grants (grant_id));
 diesel::joinable!(authorization_requests -> clients (client_id));
 diesel::joinable!(consents -> clients (client_id));
@@ -306,6 +364,8 @@ diesel::joinable!(user_security -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     account_tokens,
+    api_keys,
+    audit_logs,
     authorization_codes,
     authorization_requests,
     client_assertions,
@@ -327,4 +387,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_roles,
     user_security,
     users,
+    webhooks,
 );

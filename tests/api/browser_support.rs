@@ -196,11 +196,31 @@ impl Browser {
 
     /// A new browser with the given screen.
     pub async fn launch_on(screen: Screen) -> Self {
-        let driver_port = driver_port();
+        driver_port();
         let slot = browser_slots()
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        Self::start(screen, slot).await
+    }
+
+    /// Two desktop browsers at once, each with its own profile. Their two slots are taken
+    /// together: two tests that each took one slot and waited for a second would wait for ever.
+    pub async fn launch_pair() -> (Self, Self) {
+        driver_port();
+        let mut slots = browser_slots()
+            .acquire_many(2)
+            .await
+            .expect("the semaphore is never closed");
+        let second_slot = slots.split(1).expect("two permits were taken");
+        let first = Self::start(Screen::Desktop, slots).await;
+        let second = Self::start(Screen::Desktop, second_slot).await;
+        (first, second)
+    }
+
+    /// Starts Chromium in the slot taken for it.
+    async fn start(screen: Screen, slot: tokio::sync::SemaphorePermit<'static>) -> Self {
+        let driver_port = driver_port();
         let profile = tempfile::tempdir().expect("a profile directory");
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| (*f).to_owned()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
@@ -333,6 +353,34 @@ impl Browser {
             .expect("the script runs")
             .as_u64()
             .expect("a number")
+    }
+
+    /// The HTTP status of the page shown (of its final response, after any redirects).
+    pub async fn status(&self) -> u16 {
+        let status = self
+            .client
+            .execute(
+                "return performance.getEntriesByType('navigation')[0].responseStatus;",
+                vec![],
+            )
+            .await
+            .expect("the script runs");
+        let status = status.as_u64().expect("a number");
+        u16::try_from(status).expect("an HTTP status")
+    }
+
+    /// The text of every element matching `css` in the current page, trimmed.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let mut texts = Vec::new();
+        for element in self
+            .client
+            .find_all(Locator::Css(css))
+            .await
+            .expect("querying the page")
+        {
+            texts.push(element.text().await.expect("the text").trim().to_owned());
+        }
+        texts
     }
 
     /// Whether an element matching `css` is in the current page right now.
@@ -612,4 +660,189 @@ pub async fn wait_until_after(second: i64) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The length of a TOTP time step: RFC 6238's default, which Latchkey uses.
+pub const TOTP_STEP: u64 = 30;
+
+/// The TOTP code of a base32 `secret` for the time step that holds `unix_time`.
+pub fn totp_code(secret: &str, unix_time: u64) -> String {
+    totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(secret).expect("a base32 secret"))
+        .build()
+        .expect("valid TOTP parameters")
+        .generate(unix_time)
+        .to_string()
+}
+
+/// The TOTP code of `secret` for now.
+pub fn totp_now(secret: &str) -> String {
+    totp_code(secret, unix_now() as u64)
+}
+
+/// A six-digit code that no time step within two of now accepts for `secret`.
+pub fn wrong_totp_code(secret: &str) -> String {
+    let now = unix_now() as u64;
+    let near: Vec<String> = (0..5)
+        .map(|i| totp_code(secret, now + i * TOTP_STEP - 2 * TOTP_STEP))
+        .collect();
+    let mut candidate: u32 = near[2].parse().expect("a numeric code");
+    loop {
+        candidate = (candidate + 500_001) % 1_000_000;
+        let code = format!("{candidate:06}");
+        if !near.contains(&code) {
+            return code;
+        }
+    }
+}
+
+/// A recovery code as Latchkey shows one: `xxxxx-xxxxx` from its alphabet without look-alikes.
+pub fn new_recovery_code() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    let mut code = String::with_capacity(11);
+    for i in 0..10 {
+        if i == 5 {
+            code.push('-');
+        }
+        code.push(char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]));
+    }
+    code
+}
+
+/// What Latchkey hashes of a recovery code: lower case, letters and digits only.
+pub fn normalise_recovery_code(code: &str) -> String {
+    code.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// The stored hash of a recovery code.
+pub fn recovery_code_hash(app: &TestApp, code: &str) -> String {
+    app.state
+        .crypto
+        .hash_token(&normalise_recovery_code(code))
+        .0
+}
+
+/// Two-step verification as turned on by [`turn_on_mfa`]: the key and the recovery codes.
+pub struct MfaOn {
+    /// The TOTP secret in base32.
+    pub secret: String,
+    /// Ten recovery codes, `xxxxx-xxxxx`.
+    pub recovery_codes: Vec<String>,
+}
+
+/// Turns two-step verification on for `user_id` directly in the store, as a confirmed setup
+/// leaves it but with no time step used yet (so a code of the current step is accepted).
+pub async fn turn_on_mfa(app: &TestApp, user_id: &str) -> MfaOn {
+    let secret = totp_rs::Secret::generate().to_base32();
+    let recovery_codes: Vec<String> = (0..10).map(|_| new_recovery_code()).collect();
+    let hashes: Vec<String> = recovery_codes
+        .iter()
+        .map(|code| recovery_code_hash(app, code))
+        .collect();
+    let sealed = app
+        .state
+        .crypto
+        .seal(secret.as_bytes(), &format!("totp:{user_id}"));
+    let id = user_id.to_owned();
+    app.state
+        .store
+        .run(move |conn| {
+            let mut row = latchkey::store::security::find(conn, &id)?;
+            row.mfa_enabled = true;
+            row.totp_secret = Some(sealed);
+            row.totp_last_step = None;
+            latchkey::store::security::save(conn, &row)?;
+            latchkey::store::mfa::replace_recovery_codes(conn, &id, &hashes, unix_now())
+        })
+        .await
+        .expect("two-step verification is turned on in the store");
+    MfaOn {
+        secret,
+        recovery_codes,
+    }
+}
+
+/// The stored security state of an account.
+pub async fn security_state(
+    app: &TestApp,
+    user_id: &str,
+) -> latchkey::store::security::SecurityRow {
+    let id = user_id.to_owned();
+    app.state
+        .store
+        .run(move |conn| latchkey::store::security::find(conn, &id))
+        .await
+        .expect("the security state")
+}
+
+/// The stored recovery codes of an account: each hash with whether it was used, sorted.
+pub async fn stored_recovery_codes(app: &TestApp, user_id: &str) -> Vec<(String, bool)> {
+    use diesel::prelude::*;
+    use latchkey::store::schema::recovery_codes;
+    let id = user_id.to_owned();
+    let rows: Vec<(String, Option<i64>)> = app
+        .state
+        .store
+        .run(move |conn| {
+            Ok(recovery_codes::table
+                .filter(recovery_codes::user_id.eq(&id))
+                .select((recovery_codes::code_hash, recovery_codes::used_at))
+                .load(conn)?)
+        })
+        .await
+        .expect("the recovery codes");
+    // Sorted here, not by the database: PostgreSQL's collation need not be byte order.
+    let mut codes: Vec<(String, bool)> = rows
+        .into_iter()
+        .map(|(hash, used)| (hash, used.is_some()))
+        .collect();
+    codes.sort();
+    codes
+}
+
+/// The live (not revoked) browser sessions of an account, oldest first.
+pub async fn live_browser_sessions(
+    app: &TestApp,
+    user_id: &str,
+) -> Vec<latchkey::store::sessions::SessionRow> {
+    use diesel::prelude::*;
+    use latchkey::store::schema::sessions;
+    use latchkey::store::sessions::SessionRow;
+    let id = user_id.to_owned();
+    app.state
+        .store
+        .run(move |conn| {
+            Ok(sessions::table
+                .filter(sessions::user_id.eq(&id))
+                .filter(sessions::kind.eq("browser"))
+                .filter(sessions::revoked_at.is_null())
+                .order((sessions::created_at, sessions::id))
+                .select(SessionRow::as_select())
+                .load(conn)?)
+        })
+        .await
+        .expect("the sessions")
+}
+
+/// Sets the stored `auth_time` of a session (to make a sign-in look older).
+pub async fn set_auth_time(app: &TestApp, session_id: &str, auth_time: i64) {
+    use diesel::prelude::*;
+    use latchkey::store::schema::sessions;
+    let id = session_id.to_owned();
+    let updated = app
+        .state
+        .store
+        .run(move |conn| {
+            Ok(diesel::update(sessions::table.find(&id))
+                .set(sessions::auth_time.eq(auth_time))
+                .execute(conn)?)
+        })
+        .await
+        .expect("the session is updated");
+    assert_eq!(updated, 1, "session {session_id} exists");
 }

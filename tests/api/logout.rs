@@ -501,7 +501,7 @@ async fn a_relying_party_that_is_down_at_first_still_gets_its_logout_token() {
         let entries = app
             .state
             .store
-            .run(|conn| latchkey::events::outbox::list(conn, "backchannel_logout", 10))
+            .run(|conn| latchkey::events::outbox::list(conn, "backchannel_logout", None, 10))
             .await
             .unwrap();
         entries

@@ -74,7 +74,7 @@ async fn entry_for(state: &AppState, to: &str) -> Option<OutboxEntry> {
     state
         .store
         .run(move |conn| {
-            for entry in outbox::list(conn, outbox::EMAIL, 1000)? {
+            for entry in outbox::list(conn, outbox::EMAIL, None, 1000)? {
                 let row = latchkey::store::outbox::find(conn, &entry.id)?;
                 let payload = crypto.open(&row.payload, &row.id).unwrap();
                 let payload: serde_json::Value = serde_json::from_slice(&payload).unwrap();
@@ -305,7 +305,7 @@ async fn two_instances_on_one_database_deliver_each_mail_once() {
     eventually(20, "ten delivered rows", || async {
         let entries = second
             .store
-            .run(|conn| outbox::list(conn, outbox::EMAIL, 100))
+            .run(|conn| outbox::list(conn, outbox::EMAIL, None, 100))
             .await
             .unwrap();
         (entries.len() == 10 && entries.iter().all(|e| e.status == OutboxStatus::Delivered))
@@ -400,6 +400,7 @@ async fn a_message_of_an_unknown_kind_is_marked_failed_with_the_reason() {
                 conn,
                 &crypto,
                 "carrier-pigeon",
+                None,
                 &serde_json::json!({"to": "x"}),
             )
         })
@@ -410,7 +411,7 @@ async fn a_message_of_an_unknown_kind_is_marked_failed_with_the_reason() {
     let entry = eventually(20, "a failed row", || async {
         app.state
             .store
-            .run(|conn| outbox::list(conn, "carrier-pigeon", 10))
+            .run(|conn| outbox::list(conn, "carrier-pigeon", None, 10))
             .await
             .unwrap()
             .into_iter()
@@ -457,7 +458,7 @@ async fn a_rolled_back_transaction_queues_no_mail() {
     let entries = app
         .state
         .store
-        .run(|conn| outbox::list(conn, outbox::EMAIL, 10))
+        .run(|conn| outbox::list(conn, outbox::EMAIL, None, 10))
         .await
         .unwrap();
     assert!(entries.is_empty(), "{entries:?}");
@@ -482,6 +483,7 @@ async fn a_message_is_claimed_by_one_worker_at_a_time_and_fenced_by_its_lease() 
         created_at: due_at,
         updated_at: due_at,
         delivered_at: None,
+        topic: None,
     };
     app.state
         .store

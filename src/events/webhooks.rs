@@ -1,0 +1,1 @@
+//! Webhooks: signed event deliveries through the outbox.
