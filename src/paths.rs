@@ -106,3 +106,53 @@ pub const SESSION: &str = "/api/v1/sessions/{id}";
 pub const LOGOUT: &str = "/oauth/logout";
 /// The answer of the logout confirmation page.
 pub const LOGOUT_CONFIRM: &str = "/oauth/logout/confirm";
+
+/// The users resource (seeds 001 and 003), gated by `users:*` permissions. Its sub-paths
+/// (`/{id}`, `/{id}/lock`, …) are served under both this base and [`ADMIN_USERS`].
+pub const USERS: &str = "/api/v1/users";
+/// Seed 000's users resource for administrators: the same handlers as [`USERS`].
+pub const ADMIN_USERS: &str = "/api/v1/admin/users";
+/// `GET` seed 003's JSON-filtered user search.
+pub const USERS_SEARCH: &str = "/api/v1/users/search";
+/// `POST` bulk create (seed 003), `DELETE` bulk delete (seed 004).
+pub const USERS_BULK: &str = "/api/v1/users/bulk";
+/// `POST` bulk actions (seed 001).
+pub const USERS_BULK_ACTIONS: &str = "/api/v1/users/bulk-actions";
+/// `GET` users as CSV or XLSX (seed 004).
+pub const USERS_EXPORT: &str = "/api/v1/users/export";
+/// `GET` the caller's rate-limit standing (seed 000).
+pub const USERS_QUOTA: &str = "/api/v1/users/quota";
+/// `PUT` the direct permissions of a user (seed 001).
+pub const ADMIN_USER_PERMISSIONS: &str = "/api/v1/admin/users/{id}/permissions";
+/// Roles: list and create.
+pub const ADMIN_ROLES: &str = "/api/v1/admin/roles";
+/// One role: get, update, delete.
+pub const ADMIN_ROLE: &str = "/api/v1/admin/roles/{id}";
+/// The permission catalogue with its categories.
+pub const ADMIN_PERMISSIONS: &str = "/api/v1/admin/permissions";
+/// OAuth clients: list and create.
+pub const ADMIN_CLIENTS: &str = "/api/v1/admin/clients";
+/// One OAuth client: get, update, delete.
+pub const ADMIN_CLIENT: &str = "/api/v1/admin/clients/{id}";
+/// `POST` a new secret for a confidential client (the old one stops working).
+pub const ADMIN_CLIENT_ROTATE_SECRET: &str = "/api/v1/admin/clients/{id}/rotate-secret";
+/// API keys of service accounts: list and create.
+pub const ADMIN_API_KEYS: &str = "/api/v1/admin/api-keys";
+/// One API key: get, revoke (`DELETE`).
+pub const ADMIN_API_KEY: &str = "/api/v1/admin/api-keys/{id}";
+/// `POST` seed 003's exchange of an API key for an access token.
+pub const AUTH_TOKEN: &str = "/api/v1/auth/token";
+/// Webhooks (seed 003); sub-paths `/{id}`, `/{id}/test`, `/{id}/deliveries`.
+pub const WEBHOOKS: &str = "/api/v1/webhooks";
+/// Webhooks (seed 000): the same handlers as [`WEBHOOKS`].
+pub const ADMIN_WEBHOOKS: &str = "/api/v1/admin/webhooks";
+/// `GET` the audit log (seed 001).
+pub const AUDIT_LOGS: &str = "/api/v1/audit/logs";
+/// `GET` the audit log as CSV, JSON or XLSX.
+pub const AUDIT_LOGS_EXPORT: &str = "/api/v1/audit/logs/export";
+/// `GET` overview statistics (seed 001).
+pub const STATS_OVERVIEW: &str = "/api/v1/stats/overview";
+/// `GET` user statistics per day (seed 001).
+pub const STATS_USERS: &str = "/api/v1/stats/users";
+/// `GET` user analytics (seed 003).
+pub const ANALYTICS_USERS: &str = "/api/v1/analytics/users";

@@ -19,6 +19,7 @@ pub mod schema;
 pub mod security;
 pub mod sessions;
 pub mod users;
+pub mod webhooks;
 
 use std::time::{Duration, Instant};
 
