@@ -68,7 +68,7 @@ fn totp_context(user_id: &str) -> String {
 }
 
 /// A new TOTP secret waiting for confirmation, as shown to the person once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TotpSetup {
     /// The secret in base32, for typing into an authenticator.
     pub secret: String,
@@ -179,29 +179,65 @@ fn qr_data_uri(text: &str) -> Result<String, StoreError> {
     ))
 }
 
-/// A setup still waiting for its code, shown again after a mistyped one: the secret, the
-/// `otpauth://` URL and the QR code (the recovery codes were shown once and are not kept).
+/// A setup shown again after a wrong code: the same secret, and a new set of recovery codes
+/// (the first set was only ever stored hashed, so it cannot be shown twice; the new set
+/// replaces it, so the codes on screen are always the ones that will work).
+#[derive(Clone)]
+pub struct PendingSetup {
+    /// The secret in base32.
+    pub secret: String,
+    /// The `otpauth://` URL.
+    pub qr_code_url: String,
+    /// The URL as a QR code, an SVG data URI.
+    pub qr_code: String,
+    /// The recovery codes that will be saved when the setup is confirmed.
+    pub backup_codes: Vec<String>,
+}
+
+impl std::fmt::Debug for TotpSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpSetup { .. }")
+    }
+}
+
+impl std::fmt::Debug for PendingSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingSetup { .. }")
+    }
+}
+
+/// The setup behind `setup_token`, if it is still open, with renewed recovery codes.
 pub fn pending_setup(
     conn: &mut AnyConnection,
     crypto: &Crypto,
     settings: &Settings,
     setup_token: &str,
-) -> Result<Option<(String, String, String)>, StoreError> {
-    let challenge =
-        match rows::find_challenge(conn, &crypto.hash_token(setup_token).0, "setup", now()) {
-            Ok(challenge) => challenge,
-            Err(StoreError::NotFound) => return Ok(None),
-            Err(other) => return Err(other),
-        };
-    let payload: SetupPayload = from_json("mfa_challenges.payload", &challenge.payload)?;
+) -> Result<Option<PendingSetup>, StoreError> {
+    let token_hash = crypto.hash_token(setup_token).0;
+    let challenge = match rows::find_challenge(conn, &token_hash, "setup", now()) {
+        Ok(challenge) => challenge,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(other) => return Err(other),
+    };
+    let mut payload: SetupPayload = from_json("mfa_challenges.payload", &challenge.payload)?;
     let secret = open_secret(crypto, &challenge.user_id, &payload.secret)?;
     let base32 = secret.to_base32();
     let account = crate::store::users::find(conn, &challenge.user_id)?.username;
     let url = totp_for(secret, &account, &settings.accounts.totp_issuer)?
         .to_url()
         .map_err(|e| StoreError::Corrupt(anyhow::anyhow!("TOTP URL: {e}")))?;
-    let qr = qr_data_uri(&url)?;
-    Ok(Some((base32, url, qr)))
+    let qr_code = qr_data_uri(&url)?;
+    let (codes, hashes) = recovery_set(crypto);
+    payload.recovery_hashes = hashes;
+    if !rows::replace_challenge_payload(conn, &token_hash, &to_json(&payload))? {
+        return Ok(None);
+    }
+    Ok(Some(PendingSetup {
+        secret: base32,
+        qr_code_url: url,
+        qr_code,
+        backup_codes: codes,
+    }))
 }
 
 fn open_secret(crypto: &Crypto, user_id: &str, sealed: &str) -> Result<Secret, StoreError> {

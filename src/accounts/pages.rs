@@ -223,7 +223,7 @@ async fn mfa_confirm(
                 })
                 .await?
                 .ok_or_else(|| PageError::bad_request("This setup has expired. Start again."))?;
-            let (secret, _, qr) = pending;
+
             Ok(page_with_csrf(
                 &state,
                 &http,
@@ -232,9 +232,9 @@ async fn mfa_confirm(
                     render(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         &MfaSetupPage {
-                            qr_code: &qr,
-                            secret: &secret,
-                            backup_codes: &[],
+                            qr_code: &pending.qr_code,
+                            secret: &pending.secret,
+                            backup_codes: &pending.backup_codes,
                             setup_token: &form.setup_token,
                             csrf_token: token,
                             error: Some(

@@ -60,6 +60,22 @@ pub fn use_challenge(
         == 1)
 }
 
+/// Replaces the payload of an unused challenge; returns whether it was still unused.
+pub fn replace_challenge_payload(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    payload: &str,
+) -> Result<bool, StoreError> {
+    Ok(diesel::update(
+        mfa_challenges::table
+            .find(token_hash)
+            .filter(mfa_challenges::used_at.is_null()),
+    )
+    .set(mfa_challenges::payload.eq(payload))
+    .execute(conn)?
+        == 1)
+}
+
 /// Removes expired challenges.
 pub fn delete_expired_challenges(conn: &mut AnyConnection, now: i64) -> Result<usize, StoreError> {
     Ok(
