@@ -150,6 +150,9 @@ pub struct AccountSettings {
     pub reset_token_ttl_secs: u64,
     /// Lifetime of email verification links.
     pub verification_token_ttl_secs: u64,
+    /// Lifetime of the set-a-password link in the welcome mail of an account an
+    /// administrator created without a password.
+    pub welcome_token_ttl_secs: u64,
     /// Refresh token lifetime of an API login with `remember_me`.
     pub remember_me_refresh_ttl_secs: u64,
     /// The issuer name shown in authenticator apps.
@@ -204,6 +207,7 @@ struct RawSettings {
     password_min_strength: u8,
     reset_token_ttl_secs: u64,
     verification_token_ttl_secs: u64,
+    welcome_token_ttl_secs: u64,
     remember_me_refresh_ttl_secs: u64,
     totp_issuer: String,
     outbox_poll_interval_ms: u64,
@@ -246,6 +250,7 @@ impl Default for RawSettings {
             password_min_strength: 3,
             reset_token_ttl_secs: 3600,
             verification_token_ttl_secs: 86_400,
+            welcome_token_ttl_secs: 259_200,
             remember_me_refresh_ttl_secs: 2_592_000,
             totp_issuer: "Latchkey".into(),
             outbox_poll_interval_ms: 1000,
@@ -548,6 +553,7 @@ impl RawSettings {
         positive("lockout_window_secs", self.lockout_window_secs)?;
         positive("lockout_duration_secs", self.lockout_duration_secs)?;
         positive("reset_token_ttl_secs", self.reset_token_ttl_secs)?;
+        positive("welcome_token_ttl_secs", self.welcome_token_ttl_secs)?;
         positive(
             "verification_token_ttl_secs",
             self.verification_token_ttl_secs,
@@ -605,6 +611,7 @@ impl RawSettings {
                 password_min_strength: self.password_min_strength,
                 reset_token_ttl_secs: self.reset_token_ttl_secs,
                 verification_token_ttl_secs: self.verification_token_ttl_secs,
+                welcome_token_ttl_secs: self.welcome_token_ttl_secs,
                 remember_me_refresh_ttl_secs: self.remember_me_refresh_ttl_secs,
                 totp_issuer: self.totp_issuer,
             },

@@ -264,3 +264,21 @@ pub fn method_not_allowed(allow: &str) -> ApiError {
         HeaderValue::from_str(allow).unwrap_or(HeaderValue::from_static("GET")),
     )
 }
+
+impl From<crate::admin::AdminError> for ApiError {
+    fn from(error: crate::admin::AdminError) -> Self {
+        use crate::admin::AdminError as E;
+        match error {
+            E::NotFound(what) => Self::not_found(format!("No such {what}")),
+            E::Conflict(message) => Self::conflict(message),
+            E::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            E::Invalid(fields) => Self::validation(
+                fields
+                    .into_iter()
+                    .map(|(field, message)| FieldError::new(field, message))
+                    .collect(),
+            ),
+            E::Store(error) => error.into(),
+        }
+    }
+}

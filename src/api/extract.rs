@@ -194,6 +194,23 @@ impl Authenticated {
     }
 }
 
+impl Authenticated {
+    /// The caller of an admin action: who, with which permissions, from where.
+    pub fn caller(&self, http: &HttpRequest) -> crate::admin::Caller {
+        crate::admin::Caller {
+            user_id: self
+                .active
+                .claims
+                .has_user()
+                .then(|| self.active.claims.sub.clone()),
+            permissions: crate::domain::PermissionSet::new(
+                self.active.claims.permissions.iter().cloned(),
+            ),
+            actor: self.actor(http),
+        }
+    }
+}
+
 /// The 401 of the API (RFC 6750 §3: with a `WWW-Authenticate` challenge).
 pub fn unauthorized(code: Option<&str>, message: &str) -> ApiError {
     let challenge = match code {

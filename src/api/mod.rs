@@ -10,8 +10,10 @@ pub mod pagination;
 pub mod profile;
 pub mod recovery;
 pub mod reports;
+pub mod roles;
 pub mod sessions;
 pub mod system;
+pub mod users;
 pub mod webhooks;
 
 use actix_web::web;
@@ -23,6 +25,8 @@ use crate::paths;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     webhooks::configure(cfg);
     reports::configure(cfg);
+    users::configure(cfg);
+    roles::configure(cfg);
     cfg.service(endpoint(paths::AUTH_REGISTER).post(auth::register).finish())
         .service(endpoint(paths::AUTH_LOGIN).post(auth::login).finish())
         .service(endpoint(paths::AUTH_REFRESH).post(auth::refresh).finish())

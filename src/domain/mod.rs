@@ -10,6 +10,7 @@ mod permission;
 mod scope;
 mod time;
 mod token;
+mod user_query;
 mod username;
 
 pub use client::{
@@ -21,6 +22,10 @@ pub use permission::{Permission, PermissionSet, effective_permissions};
 pub use scope::Scope;
 pub use time::{Timestamp, now};
 pub use token::{PlainToken, TokenHash};
+pub use user_query::{
+    Condition, FieldType, FilterOp, Operand, QueryError, SortField, SortKey, UserField, equals,
+    parse_fields, parse_filters, parse_sort,
+};
 pub use username::Username;
 
 /// Why a value was refused, in words fit for a `details` entry of a 422.
@@ -32,4 +37,15 @@ impl Invalid {
     pub(crate) fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
+}
+
+/// Reads a member that may be absent (`None`), `null` (`Some(None)`: clear it) or set
+/// (`Some(Some(value))`), as PATCH bodies need; serde alone reads `null` as absent. Use with
+/// `#[serde(default, deserialize_with = "crate::domain::nullable")]`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }

@@ -62,3 +62,14 @@ pub fn save(conn: &mut AnyConnection, row: &SecurityRow) -> Result<(), StoreErro
         .execute(conn)?;
     Ok(())
 }
+
+/// The security state of several accounts.
+pub fn find_many(
+    conn: &mut AnyConnection,
+    user_ids: &[String],
+) -> Result<Vec<SecurityRow>, StoreError> {
+    Ok(user_security::table
+        .filter(user_security::user_id.eq_any(user_ids))
+        .select(SecurityRow::as_select())
+        .load(conn)?)
+}

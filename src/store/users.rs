@@ -191,3 +191,192 @@ pub fn email_taken(conn: &mut AnyConnection, email: &str) -> Result<bool, StoreE
     ))
     .get_result(conn)?)
 }
+
+/// The role names of several users at once: `(user_id, role_name)` pairs, by user then name.
+pub fn role_names_of(
+    conn: &mut AnyConnection,
+    user_ids: &[String],
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(user_roles::table
+        .inner_join(roles::table)
+        .filter(user_roles::user_id.eq_any(user_ids))
+        .order((user_roles::user_id, roles::name))
+        .select((user_roles::user_id, roles::name))
+        .load(conn)?)
+}
+
+/// A user's direct permissions (not those of their roles), sorted.
+pub fn direct_permissions(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(user_permissions::table
+        .filter(user_permissions::user_id.eq(user_id))
+        .order(user_permissions::permission)
+        .select(user_permissions::permission)
+        .load(conn)?)
+}
+
+/// Replaces a user's direct permissions.
+pub fn set_direct_permissions(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    permissions: &[String],
+) -> Result<(), StoreError> {
+    diesel::delete(user_permissions::table.filter(user_permissions::user_id.eq(user_id)))
+        .execute(conn)?;
+    for permission in permissions {
+        diesel::insert_into(user_permissions::table)
+            .values((
+                user_permissions::user_id.eq(user_id),
+                user_permissions::permission.eq(permission),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Replaces a user's roles with the roles of these ids.
+pub fn set_roles(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    role_ids: &[String],
+) -> Result<(), StoreError> {
+    diesel::delete(user_roles::table.filter(user_roles::user_id.eq(user_id))).execute(conn)?;
+    for role_id in role_ids {
+        add_role(conn, user_id, role_id)?;
+    }
+    Ok(())
+}
+
+/// How many users who can act now (active, not deleted, not locked) hold `permission`
+/// through a role or directly.
+pub fn count_active_holders(
+    conn: &mut AnyConnection,
+    permission: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    use super::schema::user_security;
+    let through_roles = user_roles::table
+        .inner_join(role_permissions::table.on(role_permissions::role_id.eq(user_roles::role_id)))
+        .filter(role_permissions::permission.eq(permission.to_owned()))
+        .select(user_roles::user_id);
+    let direct = user_permissions::table
+        .filter(user_permissions::permission.eq(permission.to_owned()))
+        .select(user_permissions::user_id);
+    let timed_locks = user_security::table
+        .filter(user_security::locked_until.gt(now))
+        .select(user_security::user_id);
+    Ok(users::table
+        .filter(users::status.eq("active"))
+        .filter(users::deleted_at.is_null())
+        .filter(users::id.eq_any(through_roles).or(users::id.eq_any(direct)))
+        .filter(diesel::dsl::not(users::id.eq_any(timed_locks)))
+        .count()
+        .get_result(conn)?)
+}
+
+/// What an administrator may change of a user: `None` leaves a field alone, `Some(None)`
+/// clears a nullable one.
+#[derive(Debug, Default, Clone, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: Option<bool>,
+    pub email_verified_at: Option<Option<i64>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub display_name: Option<Option<String>>,
+    pub status: Option<String>,
+    pub metadata: Option<Option<String>>,
+    pub preferences: Option<Option<String>>,
+    pub deleted_at: Option<Option<i64>>,
+    pub updated_at: Option<i64>,
+}
+
+/// Applies an administrator's changes; conflicts name `username` or `email`.
+pub fn update(
+    conn: &mut AnyConnection,
+    id: &str,
+    changes: &UserChanges,
+) -> Result<(), StoreError> {
+    match diesel::update(users::table.find(id))
+        .set(changes)
+        .execute(conn)?
+    {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
+}
+
+/// Deletes a user and, by cascade, everything that belongs to them (sessions, grants,
+/// consents, tokens, MFA state, roles, API keys). Audit entries stay, without their email.
+pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
+    use super::schema::audit_logs;
+    diesel::update(audit_logs::table.filter(audit_logs::actor_id.eq(id)))
+        .set(audit_logs::actor_email.eq(None::<String>))
+        .execute(conn)?;
+    match diesel::delete(users::table.find(id)).execute(conn)? {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
+}
+
+/// The kind of a user: `person`, or `service` for the service accounts behind API keys.
+pub fn kind(conn: &mut AnyConnection, id: &str) -> Result<String, StoreError> {
+    Ok(users::table
+        .find(id)
+        .select(users::kind)
+        .first(conn)?)
+}
+
+/// Marks a new user as a service account.
+pub fn set_kind(conn: &mut AnyConnection, id: &str, kind: &str) -> Result<(), StoreError> {
+    diesel::update(users::table.find(id))
+        .set(users::kind.eq(kind))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A user with the columns only administration reads: the kind of account and the time of a
+/// soft deletion.
+#[derive(Debug, Clone)]
+pub struct ListedUser {
+    pub row: UserRow,
+    /// `person` or `service`.
+    pub kind: String,
+    /// When the user was soft-deleted.
+    pub deleted_at: Option<i64>,
+}
+
+/// The columns of a [`ListedUser`].
+pub type ListedColumns = (
+    diesel::helper_types::AsSelect<UserRow, super::MultiBackend>,
+    users::kind,
+    users::deleted_at,
+);
+
+/// The selection of a [`ListedUser`].
+pub fn listed_columns() -> ListedColumns {
+    (UserRow::as_select(), users::kind, users::deleted_at)
+}
+
+impl From<(UserRow, String, Option<i64>)> for ListedUser {
+    fn from((row, kind, deleted_at): (UserRow, String, Option<i64>)) -> Self {
+        Self {
+            row,
+            kind,
+            deleted_at,
+        }
+    }
+}
+
+/// The user with this id, soft-deleted or not, with the administrative columns.
+pub fn find_listed(conn: &mut AnyConnection, id: &str) -> Result<ListedUser, StoreError> {
+    let found: (UserRow, String, Option<i64>) = users::table
+        .find(id)
+        .select(listed_columns())
+        .first(conn)?;
+    Ok(found.into())
+}
