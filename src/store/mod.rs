@@ -4,6 +4,7 @@
 //! modules through [`Store::run`], which moves the blocking diesel work off the async executor.
 
 pub mod account_tokens;
+pub mod activity;
 pub mod audit;
 pub mod authorization_requests;
 pub mod clients;
@@ -14,10 +15,12 @@ pub mod keys;
 pub mod meta;
 pub mod mfa;
 pub mod outbox;
+pub mod reports;
 pub mod roles;
 pub mod schema;
 pub mod security;
 pub mod sessions;
+pub mod user_search;
 pub mod users;
 pub mod webhooks;
 
@@ -334,6 +337,17 @@ impl Store {
             max: self.pool.max_size(),
         }
     }
+}
+
+/// Serialises changes to who holds which permission (role grants, direct permissions, user
+/// status) for the rest of the current transaction, so that two administrators demoting the
+/// last two holders of `*` at once cannot both succeed. SQLite's write transactions are
+/// already serial (`BEGIN IMMEDIATE`); PostgreSQL takes a transaction-scoped advisory lock.
+pub fn lock_privileges(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    if let AnyConnection::Postgresql(c) = conn {
+        c.batch_execute("SELECT pg_advisory_xact_lock(7241000002)")?;
+    }
+    Ok(())
 }
 
 /// Runs `work` in a write transaction. On SQLite it begins with `BEGIN IMMEDIATE`, so two
