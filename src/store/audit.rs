@@ -1,26 +1,43 @@
 //! The `audit_logs` table.
+//!
+//! Lists and exports read it newest first, ordered by `(created_at, id)` descending: offset
+//! pages for `page`/`offset` paging, keyset pages (rows after a `(created_at, id)` position)
+//! for cursors and exports, which stay consistent while entries are written between requests.
 
 use diesel::prelude::*;
 
 use super::schema::audit_logs;
-use super::{AnyConnection, StoreError};
+use super::{AnyConnection, MultiBackend, StoreError};
 
-/// An audit entry as stored.
+/// An audit entry as stored. The value columns hold JSON text with secrets already redacted.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_logs)]
 pub struct AuditRow {
+    /// A UUIDv7.
     pub id: String,
+    /// The acting user, if any.
     pub actor_id: Option<String>,
+    /// The actor's email address at the time.
     pub actor_email: Option<String>,
+    /// What happened (`user_created`, `login_failed`, ...).
     pub action: String,
+    /// The kind of thing it happened to (`users`, `clients`, ...).
     pub resource: String,
+    /// Which one.
     pub resource_id: Option<String>,
+    /// The values before, as JSON.
     pub old_values: Option<String>,
+    /// The values after, as JSON.
     pub new_values: Option<String>,
+    /// Where the request came from.
     pub ip_address: Option<String>,
+    /// The client's `User-Agent`.
     pub user_agent: Option<String>,
+    /// The request that did it.
     pub request_id: Option<String>,
+    /// Context, as JSON.
     pub additional_info: Option<String>,
+    /// Unix seconds.
     pub created_at: i64,
 }
 
@@ -32,18 +49,24 @@ pub fn insert(conn: &mut AnyConnection, row: &AuditRow) -> Result<(), StoreError
     Ok(())
 }
 
-/// Filters of the audit log.
+/// Filters of the audit log; every member given must match.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
+    /// The acting user.
     pub actor_id: Option<String>,
+    /// The action, exactly.
     pub action: Option<String>,
+    /// The resource kind, exactly.
     pub resource: Option<String>,
+    /// The resource id, exactly.
     pub resource_id: Option<String>,
+    /// Written at or after (unix seconds).
     pub from: Option<i64>,
+    /// Written at or before (unix seconds).
     pub to: Option<i64>,
 }
 
-fn filtered(filter: &AuditFilter) -> audit_logs::BoxedQuery<'static, super::MultiBackend> {
+fn filtered(filter: &AuditFilter) -> audit_logs::BoxedQuery<'static, MultiBackend> {
     let mut query = audit_logs::table.into_boxed();
     if let Some(v) = &filter.actor_id {
         query = query.filter(audit_logs::actor_id.eq(v.clone()));
@@ -71,7 +94,7 @@ pub fn count(conn: &mut AnyConnection, filter: &AuditFilter) -> Result<i64, Stor
     Ok(filtered(filter).count().get_result(conn)?)
 }
 
-/// One page of matching entries, newest first (ids are time-ordered UUIDv7).
+/// One page of matching entries, newest first, skipping `offset` of them.
 pub fn page(
     conn: &mut AnyConnection,
     filter: &AuditFilter,
@@ -86,19 +109,27 @@ pub fn page(
         .load(conn)?)
 }
 
-/// Matching entries older than `before_id` (keyset paging for exports and cursors).
-pub fn before(
+/// Up to `limit` matching entries older than the position `after` (`(created_at, id)` of the
+/// last entry already seen; the newest when `None`), newest first: keyset paging for cursors
+/// and exports.
+pub fn after(
     conn: &mut AnyConnection,
     filter: &AuditFilter,
-    before_id: Option<&str>,
+    after: Option<(i64, &str)>,
     limit: i64,
 ) -> Result<Vec<AuditRow>, StoreError> {
     let mut query = filtered(filter);
-    if let Some(id) = before_id {
-        query = query.filter(audit_logs::id.lt(id.to_owned()));
+    if let Some((created_at, id)) = after {
+        query = query.filter(
+            audit_logs::created_at
+                .lt(created_at)
+                .or(audit_logs::created_at
+                    .eq(created_at)
+                    .and(audit_logs::id.lt(id.to_owned()))),
+        );
     }
     Ok(query
-        .order(audit_logs::id.desc())
+        .order((audit_logs::created_at.desc(), audit_logs::id.desc()))
         .limit(limit)
         .select(AuditRow::as_select())
         .load(conn)?)
