@@ -1,8 +1,381 @@
-//! `/admin/webhooks` and `/webhooks`.
+//! `/admin/webhooks` (seed 000) and `/webhooks` (seed 003): the same handlers under both
+//! bases. Reading needs `webhooks:read`, everything else `webhooks:write`. The secret is shown
+//! in the response that creates or changes it, and never again.
 
-use actix_web::web;
+use actix_web::http::header::{CACHE_CONTROL, LOCATION};
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::error::{ApiError, FieldError};
+use crate::api::extract::{ApiJson, Authenticated};
+use crate::api::pagination::{Cursor, PageQuery, Paging, cursor_json, offset_json};
+use crate::domain::PlainToken;
+use crate::events::webhooks::{
+    self, EventList, NewWebhook, SecretChange, Webhook, WebhookUpdate, WebhookUrl,
+};
+use crate::http::endpoint;
+use crate::paths;
+use crate::startup::AppState;
+
+const READ: &str = "webhooks:read";
+const WRITE: &str = "webhooks:write";
+/// Page size when the query names none.
+const DEFAULT_LIMIT: i64 = 20;
 
 /// The routes of the webhook API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let _ = cfg;
+    for base in [paths::WEBHOOKS, paths::ADMIN_WEBHOOKS] {
+        cfg.service(endpoint(base).get(list).post(create).finish())
+            .service(
+                endpoint(&format!("{base}/{{id}}"))
+                    .get(get)
+                    .put(update)
+                    .patch(update)
+                    .delete(delete)
+                    .finish(),
+            )
+            .service(endpoint(&format!("{base}/{{id}}/test")).post(test).finish())
+            .service(
+                endpoint(&format!("{base}/{{id}}/deliveries"))
+                    .get(deliveries)
+                    .finish(),
+            );
+    }
+}
+
+/// `POST` body: seed 000's and seed 003's members, plus a description.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    url: String,
+    events: Vec<String>,
+    secret: Option<SecretString>,
+    active: Option<bool>,
+    description: Option<String>,
+}
+
+/// `PATCH`/`PUT` body: every member optional; an empty `description` clears it; a new secret
+/// is either chosen (`secret`) or generated (`rotate_secret: true`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateRequest {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    active: Option<bool>,
+    description: Option<String>,
+    secret: Option<SecretString>,
+    rotate_secret: Option<bool>,
+}
+
+/// Collects the field errors of one body, so a 422 names every field at fault at once.
+#[derive(Default)]
+struct Checks(Vec<FieldError>);
+
+impl Checks {
+    fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result
+            .map_err(|message| self.0.push(FieldError::new(field, message)))
+            .ok()
+    }
+
+    fn finish(self) -> Result<(), Vec<FieldError>> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0)
+        }
+    }
+}
+
+impl CreateRequest {
+    fn parse(self) -> Result<NewWebhook, Vec<FieldError>> {
+        let mut checks = Checks::default();
+        let url = checks.check("url", WebhookUrl::parse(&self.url));
+        let events = checks.check("events", EventList::parse(self.events));
+        let secret = match &self.secret {
+            Some(secret) => checks
+                .check("secret", webhooks::parse_secret(secret.expose_secret()))
+                .map(Some),
+            None => Some(None),
+        };
+        let description = match &self.description {
+            Some(text) => checks.check("description", webhooks::parse_description(text)),
+            None => Some(None),
+        };
+        // Each `None` is a failed check, reported in `checks`.
+        let (Some(url), Some(events), Some(secret), Some(description)) =
+            (url, events, secret, description)
+        else {
+            return Err(checks.0);
+        };
+        Ok(NewWebhook {
+            url,
+            events,
+            secret,
+            active: self.active.unwrap_or(true),
+            description,
+        })
+    }
+}
+
+impl UpdateRequest {
+    fn parse(self) -> Result<WebhookUpdate, Vec<FieldError>> {
+        let mut checks = Checks::default();
+        let mut update = WebhookUpdate {
+            active: self.active,
+            ..WebhookUpdate::default()
+        };
+        if let Some(url) = &self.url {
+            update.url = checks.check("url", WebhookUrl::parse(url));
+        }
+        if let Some(events) = self.events {
+            update.events = checks.check("events", EventList::parse(events));
+        }
+        if let Some(text) = &self.description {
+            update.description = checks.check("description", webhooks::parse_description(text));
+        }
+        update.secret = match (&self.secret, self.rotate_secret) {
+            (Some(_), Some(true)) => {
+                checks.0.push(FieldError::new(
+                    "rotate_secret",
+                    "cannot be combined with secret",
+                ));
+                None
+            }
+            (Some(secret), _) => checks
+                .check("secret", webhooks::parse_secret(secret.expose_secret()))
+                .map(SecretChange::Set),
+            (None, Some(true)) => Some(SecretChange::Rotate),
+            (None, _) => None,
+        };
+        checks.finish()?;
+        Ok(update)
+    }
+}
+
+/// A webhook with its secret: only in the response that creates or changes the secret.
+fn with_secret(webhook: &Webhook, secret: Option<&PlainToken>) -> Value {
+    let mut body = serde_json::to_value(webhook).expect("plain data");
+    if let Some(secret) = secret {
+        body["secret"] = Value::String(secret.expose().to_owned());
+    }
+    body
+}
+
+/// A page request in the store's terms.
+struct Window {
+    /// The `(created_at, id)` of the last row already seen (cursor paging).
+    position: Option<(i64, String)>,
+    offset: i64,
+    /// Rows to read: one more than the page in cursor paging, to know whether more follow.
+    fetch: i64,
+}
+
+/// The store's terms of a page; `None` when a cursor's key is not one of these lists'.
+fn window(paging: &Paging) -> Option<Window> {
+    Some(match paging {
+        Paging::Offset { offset, limit, .. } => Window {
+            position: None,
+            offset: *offset,
+            fetch: *limit,
+        },
+        Paging::Cursor { after, limit } => Window {
+            position: match after {
+                None => None,
+                Some(cursor) => Some((cursor.key.as_i64()?, cursor.id.clone())),
+            },
+            offset: 0,
+            fetch: limit + 1,
+        },
+    })
+}
+
+fn bad_cursor() -> ApiError {
+    ApiError::bad_request("cursor is not a cursor of this list").with_details(json!([
+        FieldError::new("cursor", "is not a cursor of this list")
+    ]))
+}
+
+/// Cuts a page read through [`window`] to size and renders its `pagination` member; `key`
+/// gives the `(created_at, id)` of a row.
+fn paginate<T>(
+    paging: &Paging,
+    rows: &mut Vec<T>,
+    total: i64,
+    key: impl Fn(&T) -> (i64, String),
+) -> Value {
+    match paging {
+        Paging::Offset {
+            offset,
+            limit,
+            page,
+        } => offset_json(*offset, *limit, *page, total),
+        Paging::Cursor { limit, .. } => {
+            let more = rows.len() as i64 > *limit;
+            rows.truncate(*limit as usize);
+            let next = more
+                .then(|| rows.last().map(&key))
+                .flatten()
+                .map(|(k, id)| Cursor { key: json!(k), id });
+            cursor_json(*limit, next.as_ref(), total)
+        }
+    }
+}
+
+/// `GET`: the webhooks, oldest first, paged.
+async fn list(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(READ)?;
+    let paging = query.paging(DEFAULT_LIMIT)?;
+    let Window {
+        position,
+        offset,
+        fetch,
+    } = window(&paging).ok_or_else(bad_cursor)?;
+    let (mut page, total) = state
+        .store
+        .run(move |conn| webhooks::list(conn, position, offset, fetch))
+        .await?;
+    let pagination = paginate(&paging, &mut page, total, |w: &Webhook| {
+        (w.created_at.0, w.id.clone())
+    });
+    Ok(HttpResponse::Ok().json(json!({"webhooks": page, "pagination": pagination})))
+}
+
+/// `POST`: creates a webhook; 201 with the secret, shown this once.
+async fn create(
+    auth: Authenticated,
+    http: HttpRequest,
+    state: web::Data<AppState>,
+    body: Result<ApiJson<CreateRequest>, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(WRITE)?;
+    let new = body?.0.parse().map_err(ApiError::validation)?;
+    let actor = auth.actor(&http);
+    let crypto = state.crypto.clone();
+    let (webhook, secret) = state
+        .store
+        .run(move |conn| webhooks::create(conn, &crypto, &actor, new))
+        .await?;
+    let location = format!("{}/{}", http.path().trim_end_matches('/'), webhook.id);
+    Ok(HttpResponse::Created()
+        .insert_header((LOCATION, location))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(with_secret(&webhook, Some(&secret))))
+}
+
+/// `GET /{id}`.
+async fn get(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(READ)?;
+    let id = id.into_inner();
+    let webhook = state
+        .store
+        .run(move |conn| webhooks::get(conn, &id))
+        .await
+        .map_err(not_found)?;
+    Ok(HttpResponse::Ok().json(webhook))
+}
+
+/// `PATCH /{id}` and `PUT /{id}`: changes the members given; a changed secret is shown once.
+async fn update(
+    auth: Authenticated,
+    http: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: Result<ApiJson<UpdateRequest>, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(WRITE)?;
+    let changes = body?.0.parse().map_err(ApiError::validation)?;
+    let (id, actor, crypto) = (id.into_inner(), auth.actor(&http), state.crypto.clone());
+    let (webhook, secret) = state
+        .store
+        .run(move |conn| webhooks::update(conn, &crypto, &actor, &id, changes))
+        .await
+        .map_err(not_found)?;
+    let mut response = HttpResponse::Ok();
+    if secret.is_some() {
+        response.insert_header((CACHE_CONTROL, "no-store"));
+    }
+    Ok(response.json(with_secret(&webhook, secret.as_ref())))
+}
+
+/// `DELETE /{id}`: 204.
+async fn delete(
+    auth: Authenticated,
+    http: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(WRITE)?;
+    let (id, actor) = (id.into_inner(), auth.actor(&http));
+    state
+        .store
+        .run(move |conn| webhooks::delete(conn, &actor, &id))
+        .await
+        .map_err(not_found)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /{id}/test`: queues a `webhook.test` delivery; 202 with its id.
+async fn test(
+    auth: Authenticated,
+    http: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(WRITE)?;
+    let (id, actor, crypto) = (id.into_inner(), auth.actor(&http), state.crypto.clone());
+    let delivery = state
+        .store
+        .run(move |conn| webhooks::queue_test(conn, &crypto, &actor, &id))
+        .await
+        .map_err(not_found)?;
+    Ok(HttpResponse::Accepted().json(json!({
+        "delivery_id": delivery,
+        "event": webhooks::TEST_EVENT,
+        "status": "pending",
+    })))
+}
+
+/// `GET /{id}/deliveries`: the webhook's deliveries, newest first, paged.
+async fn deliveries(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(READ)?;
+    let paging = query.paging(DEFAULT_LIMIT)?;
+    let Window {
+        position,
+        offset,
+        fetch,
+    } = window(&paging).ok_or_else(bad_cursor)?;
+    let (id, crypto) = (id.into_inner(), state.crypto.clone());
+    let (mut page, total) = state
+        .store
+        .run(move |conn| webhooks::deliveries(conn, &crypto, &id, position, offset, fetch))
+        .await
+        .map_err(not_found)?;
+    let pagination = paginate(&paging, &mut page, total, |d: &webhooks::Delivery| {
+        (d.created_at.0, d.id.clone())
+    });
+    Ok(HttpResponse::Ok().json(json!({"deliveries": page, "pagination": pagination})))
+}
+
+/// The 404 of an unknown webhook id.
+fn not_found(error: crate::store::StoreError) -> ApiError {
+    match error {
+        crate::store::StoreError::NotFound => ApiError::not_found("No webhook has this id"),
+        other => other.into(),
+    }
 }

@@ -306,6 +306,7 @@ async fn attempt(state: &AppState, mailer: &Mailer, message: &OutboxRow) -> Outc
     match message.kind.as_str() {
         EMAIL => deliver_email(mailer, &message.id, payload).await,
         super::backchannel::BACKCHANNEL_LOGOUT => super::backchannel::deliver(state, payload).await,
+        super::webhooks::WEBHOOK => super::webhooks::deliver(state, &message.id, payload).await,
         other => Outcome::Reject(mailer::shorten(&format!(
             "unknown message kind `{other}`: no deliverer handles it"
         ))),

@@ -206,3 +206,40 @@ pub fn list(
         .select(OutboxSummaryRow::as_select())
         .load(conn)?)
 }
+
+/// A page of the messages of one kind about one topic (a webhook's deliveries), newest first,
+/// payloads included (still sealed): before the `(created_at, id)` of `before` when given,
+/// else from `offset`. Also returns how many such messages there are.
+pub fn topic_page(
+    conn: &mut AnyConnection,
+    kind: &str,
+    topic: &str,
+    before: Option<(i64, String)>,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<OutboxRow>, i64), StoreError> {
+    let total = outbox::table
+        .filter(outbox::kind.eq(kind))
+        .filter(outbox::topic.eq(topic))
+        .count()
+        .get_result(conn)?;
+    let mut query = outbox::table
+        .filter(outbox::kind.eq(kind))
+        .filter(outbox::topic.eq(topic))
+        .into_boxed();
+    if let Some((created_at, id)) = before {
+        query = query.filter(
+            outbox::created_at
+                .lt(created_at)
+                .or(outbox::created_at.eq(created_at).and(outbox::id.lt(id))),
+        );
+    } else {
+        query = query.offset(offset);
+    }
+    let rows = query
+        .order((outbox::created_at.desc(), outbox::id.desc()))
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
