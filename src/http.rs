@@ -38,12 +38,41 @@ macro_rules! method {
     };
 }
 
+macro_rules! guarded_method {
+    ($name:ident, $route:path, $text:literal) => {
+        /// Serves this method with `handler` to callers holding every one of `permissions`:
+        /// the access token is checked (401) and the permissions (403) before anything else
+        /// of the request — its query, its body — is read.
+        pub fn $name<F, Args>(mut self, permissions: &'static [&'static str], handler: F) -> Self
+        where
+            F: Handler<Args>,
+            Args: FromRequest + 'static,
+            F::Output: Responder + 'static,
+        {
+            self.resource =
+                self.resource
+                    .route($route().to(handler).wrap(actix_web::middleware::from_fn(
+                        move |request, next| {
+                            crate::api::extract::authorize(permissions, request, next)
+                        },
+                    )));
+            self.allow.push($text);
+            self
+        }
+    };
+}
+
 impl Endpoint {
     method!(get, web::get, "GET");
     method!(post, web::post, "POST");
     method!(put, web::put, "PUT");
     method!(patch, web::patch, "PATCH");
     method!(delete, web::delete, "DELETE");
+    guarded_method!(get_as, web::get, "GET");
+    guarded_method!(post_as, web::post, "POST");
+    guarded_method!(put_as, web::put, "PUT");
+    guarded_method!(patch_as, web::patch, "PATCH");
+    guarded_method!(delete_as, web::delete, "DELETE");
 
     /// The finished resource: any other method is answered 405 with `Allow`.
     pub fn finish(self) -> impl HttpServiceFactory {

@@ -1,5 +1,6 @@
 //! Accounts: users and their passwords.
 
+pub mod api_keys;
 pub mod devices;
 pub mod first_party;
 pub mod login;

@@ -156,8 +156,7 @@ pub fn create(
                     result.user = None;
                     result.error = Some(ItemError {
                         code: "rolled_back",
-                        message: "Not created: another item failed and fail_on_error is set"
-                            .into(),
+                        message: "Not created: another item failed and fail_on_error is set".into(),
                         details: None,
                     });
                 }
@@ -227,7 +226,9 @@ fn one_action(
         ..Default::default()
     };
     match request.action {
-        BulkAction::Activate => users::update(conn, handles, caller, id, status("active")).map(drop),
+        BulkAction::Activate => {
+            users::update(conn, handles, caller, id, status("active")).map(drop)
+        }
         BulkAction::Deactivate => {
             users::update(conn, handles, caller, id, status("inactive")).map(drop)
         }
@@ -269,7 +270,10 @@ fn one_action(
 pub fn validate_action(request: &BulkActionRequest) -> Result<(), AdminError> {
     let mut errors = Vec::new();
     if request.user_ids.is_empty() || request.user_ids.len() > MAX_ITEMS {
-        errors.push(("user_ids".into(), format!("must list 1 to {MAX_ITEMS} users")));
+        errors.push((
+            "user_ids".into(),
+            format!("must list 1 to {MAX_ITEMS} users"),
+        ));
     }
     let needs_role = matches!(
         request.action,
@@ -278,7 +282,10 @@ pub fn validate_action(request: &BulkActionRequest) -> Result<(), AdminError> {
     if needs_role && request.role.as_deref().is_none_or(str::is_empty) {
         errors.push(("role".into(), "is required for this action".into()));
     }
-    if request.duration_minutes.is_some_and(|m| !(1..=525_600).contains(&m)) {
+    if request
+        .duration_minutes
+        .is_some_and(|m| !(1..=525_600).contains(&m))
+    {
         errors.push((
             "duration_minutes".into(),
             "must be 1 to 525600 (a year)".into(),

@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod bulk;
+pub mod clients;
 pub mod export;
 pub mod permissions;
 pub mod roles;
@@ -47,7 +48,11 @@ impl Caller {
 
     /// Requires that the caller holds everything `user_id` holds, so that an administrator
     /// cannot lock, delete or reshape someone with more power than they have.
-    pub fn ensure_outranks(&self, conn: &mut AnyConnection, user_id: &str) -> Result<(), AdminError> {
+    pub fn ensure_outranks(
+        &self,
+        conn: &mut AnyConnection,
+        user_id: &str,
+    ) -> Result<(), AdminError> {
         let held = user_rows::permissions(conn, user_id)?;
         if held.iter().all(|p| self.holds_exactly(p)) {
             Ok(())

@@ -79,7 +79,9 @@ impl Include {
                 other => {
                     return Err(AdminError::invalid(
                         "include",
-                        format!("`{other}` cannot be included; use roles, permissions or preferences"),
+                        format!(
+                            "`{other}` cannot be included; use roles, permissions or preferences"
+                        ),
                     ));
                 }
             }
@@ -157,7 +159,10 @@ fn name_field(
         Some(Some(text)) => {
             let text = text.trim().to_owned();
             if text.chars().count() > MAX_NAME {
-                errors.push((field.into(), format!("must be at most {MAX_NAME} characters")));
+                errors.push((
+                    field.into(),
+                    format!("must be at most {MAX_NAME} characters"),
+                ));
                 None
             } else {
                 Some((!text.is_empty()).then_some(text))
@@ -177,7 +182,10 @@ fn object_field(
         Some(Some(Value::Object(map))) => {
             let text = to_json(&map);
             if text.len() > MAX_OBJECT_BYTES {
-                errors.push((field.into(), format!("must be at most {MAX_OBJECT_BYTES} bytes")));
+                errors.push((
+                    field.into(),
+                    format!("must be at most {MAX_OBJECT_BYTES} bytes"),
+                ));
                 None
             } else {
                 Some(Some(text))
@@ -211,15 +219,24 @@ pub fn parse_permissions(
 impl UserInput {
     /// Validates the members; `creating` requires an email and allows the password and the
     /// welcome mail. Returns the changes and the password (creation only).
-    pub fn validate(self, creating: bool) -> Result<(UserSpec, Option<SecretString>, bool), AdminError> {
+    pub fn validate(
+        self,
+        creating: bool,
+    ) -> Result<(UserSpec, Option<SecretString>, bool), AdminError> {
         let mut errors = Vec::new();
         let mut spec = UserSpec::default();
         if !creating {
             if self.password.is_some() {
-                errors.push(("password".into(), "is set through a password reset, not here".into()));
+                errors.push((
+                    "password".into(),
+                    "is set through a password reset, not here".into(),
+                ));
             }
             if self.send_welcome_email.is_some() {
-                errors.push(("send_welcome_email".into(), "applies only when creating a user".into()));
+                errors.push((
+                    "send_welcome_email".into(),
+                    "applies only when creating a user".into(),
+                ));
             }
         }
         if let Some(email) = &self.email {
@@ -289,7 +306,11 @@ impl UserInput {
         spec.metadata = object_field("metadata", self.metadata, &mut errors);
         spec.preferences = object_field("preferences", self.preferences, &mut errors);
         if errors.is_empty() {
-            Ok((spec, self.password, self.send_welcome_email.unwrap_or(false)))
+            Ok((
+                spec,
+                self.password,
+                self.send_welcome_email.unwrap_or(false),
+            ))
         } else {
             Err(AdminError::Invalid(errors))
         }
@@ -374,7 +395,10 @@ pub fn views(
             object.insert("roles".into(), Value::Array(detailed));
         }
         if include.permissions {
-            object.insert("permissions".into(), json!(rows::permissions(conn, &row.id)?));
+            object.insert(
+                "permissions".into(),
+                json!(rows::permissions(conn, &row.id)?),
+            );
             object.insert(
                 "direct_permissions".into(),
                 json!(rows::direct_permissions(conn, &row.id)?),
@@ -541,7 +565,12 @@ pub fn create(
             .values(None, Some(view.clone()))
             .info(json!({"send_welcome_email": send_welcome_email, "password_set": has_password})),
     )?;
-    webhooks::emit(conn, &handles.crypto, "user.created", json!({"user": webhook_user(&view)}))?;
+    webhooks::emit(
+        conn,
+        &handles.crypto,
+        "user.created",
+        json!({"user": webhook_user(&view)}),
+    )?;
     if send_welcome_email {
         let user = rows::find(conn, &created.id)?;
         crate::accounts::recovery::queue_welcome(conn, handles, &user, !has_password)?;
@@ -620,7 +649,10 @@ pub fn update(
         updated_at: Some(at),
         ..Default::default()
     };
-    if let Some(email) = spec.email.filter(|e| Some(e.as_str()) != before["email"].as_str()) {
+    if let Some(email) = spec
+        .email
+        .filter(|e| Some(e.as_str()) != before["email"].as_str())
+    {
         changes.email = Some(email.as_str().to_owned());
         // A new address is unproven until its owner confirms it (or the admin says it is).
         changes.email_verified = Some(spec.email_verified.unwrap_or(false));
@@ -658,7 +690,13 @@ pub fn update(
         rows::set_direct_permissions(conn, id, permissions)?;
     }
     if deactivating {
-        end_all_sessions(conn, handles, caller, id, "account deactivated by an administrator")?;
+        end_all_sessions(
+            conn,
+            handles,
+            caller,
+            id,
+            "account deactivated by an administrator",
+        )?;
     }
     ensure_superuser_remains(conn)?;
     let after = view(conn, id, Include::all())?;
@@ -678,7 +716,8 @@ pub fn update(
     audit::record(
         conn,
         &caller.actor,
-        AuditEvent::new("user_updated", "users", Some(id)).values(Some(pick(&old)), Some(pick(&new))),
+        AuditEvent::new("user_updated", "users", Some(id))
+            .values(Some(pick(&old)), Some(pick(&new))),
     )?;
     if roles_changed {
         webhooks::emit(
@@ -800,7 +839,13 @@ pub fn lock(
         }
     };
     security::save(conn, &security)?;
-    end_all_sessions(conn, handles, caller, id, "account locked by an administrator")?;
+    end_all_sessions(
+        conn,
+        handles,
+        caller,
+        id,
+        "account locked by an administrator",
+    )?;
     ensure_superuser_remains(conn)?;
     audit::record(
         conn,
@@ -823,11 +868,7 @@ pub fn lock(
 
 /// Lifts every lock of a user (an administrator's, and one from failed attempts) and clears
 /// the failure count.
-pub fn unlock(
-    conn: &mut AnyConnection,
-    caller: &Caller,
-    id: &str,
-) -> Result<(), AdminError> {
+pub fn unlock(conn: &mut AnyConnection, caller: &Caller, id: &str) -> Result<(), AdminError> {
     let before = view(conn, id, Include::default())?;
     if before["status"] == "deleted" {
         return Err(AdminError::NotFound("user"));

@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderValue, WWW_AUTHENTICATE};
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -226,11 +226,47 @@ pub fn unauthorized(code: Option<&str>, message: &str) -> ApiError {
     )
 }
 
+/// The middleware of [`crate::http::Endpoint`]'s guarded methods: authenticates the caller
+/// and requires `permissions` before the handler's extractors run, so a caller without them
+/// learns nothing from the validation of a query or body. The verified token is kept in the
+/// request for the handler's [`Authenticated`].
+pub async fn authorize(
+    permissions: &'static [&'static str],
+    mut request: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<actix_web::body::BoxBody>,
+) -> Result<
+    actix_web::dev::ServiceResponse<
+        actix_web::body::EitherBody<actix_web::body::BoxBody, actix_web::body::BoxBody>,
+    >,
+    actix_web::Error,
+> {
+    use actix_web::ResponseError;
+    let checked = match request.extract::<Authenticated>().await {
+        Ok(auth) => permissions
+            .iter()
+            .try_for_each(|p| auth.require(p))
+            .map(|()| auth),
+        Err(error) => Err(error),
+    };
+    match checked {
+        Ok(auth) => {
+            request.extensions_mut().insert(auth);
+            Ok(next.call(request).await?.map_into_left_body())
+        }
+        Err(error) => Ok(request
+            .into_response(error.error_response())
+            .map_into_right_body()),
+    }
+}
+
 impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(checked) = request.extensions().get::<Authenticated>().cloned() {
+            return Box::pin(async move { Ok(checked) });
+        }
         let request = request.clone();
         Box::pin(async move {
             let state = request

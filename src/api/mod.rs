@@ -1,7 +1,9 @@
 //! The JSON API of the contract (`/api/v1`) and the health endpoints: thin handlers over the
 //! capability modules.
 
+pub mod api_keys;
 pub mod auth;
+pub mod clients;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -27,6 +29,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     reports::configure(cfg);
     users::configure(cfg);
     roles::configure(cfg);
+    clients::configure(cfg);
+    api_keys::configure(cfg);
     cfg.service(endpoint(paths::AUTH_REGISTER).post(auth::register).finish())
         .service(endpoint(paths::AUTH_LOGIN).post(auth::login).finish())
         .service(endpoint(paths::AUTH_REFRESH).post(auth::refresh).finish())

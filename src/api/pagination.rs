@@ -134,6 +134,58 @@ pub fn cursor_json(limit: i64, next: Option<&Cursor>, total: i64) -> Value {
     })
 }
 
+/// Pages a short list held in memory (clients, API keys), ordered by `(time, id)` ascending:
+/// by position, or after a cursor holding the last `(time, id)` seen, so that cursor pages
+/// stay consistent while items are added. Returns the page and its `pagination` member.
+pub fn page_in_memory<T>(
+    mut items: Vec<T>,
+    paging: &Paging,
+    key_of: impl Fn(&T) -> (i64, &str),
+) -> (Vec<T>, Value) {
+    items.sort_by(|a, b| key_of(a).cmp(&key_of(b)));
+    let total = items.len() as i64;
+    match paging {
+        Paging::Offset {
+            offset,
+            limit,
+            page,
+        } => {
+            let page_items: Vec<T> = items
+                .into_iter()
+                .skip(*offset as usize)
+                .take(*limit as usize)
+                .collect();
+            (page_items, offset_json(*offset, *limit, *page, total))
+        }
+        Paging::Cursor { after, limit } => {
+            let start = match after {
+                Some(cursor) => {
+                    let position = (cursor.key.as_i64().unwrap_or(i64::MIN), cursor.id.as_str());
+                    items
+                        .iter()
+                        .position(|item| key_of(item) > position)
+                        .unwrap_or(items.len())
+                }
+                None => 0,
+            };
+            let more = items.len() > start + *limit as usize;
+            let page_items: Vec<T> = items
+                .into_iter()
+                .skip(start)
+                .take(*limit as usize)
+                .collect();
+            let next = page_items.last().filter(|_| more).map(|last| {
+                let (time, id) = key_of(last);
+                Cursor {
+                    key: json!(time),
+                    id: id.to_owned(),
+                }
+            });
+            (page_items, cursor_json(*limit, next.as_ref(), total))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +236,31 @@ mod tests {
         );
         assert!(q(Some(0), None, None).paging(50).is_err());
         assert!(q(Some(1), None, Some(0)).paging(50).is_err());
+    }
+
+    #[test]
+    fn in_memory_cursor_pages_see_each_item_once() {
+        let items: Vec<(i64, String)> = (0..5).map(|i| (i / 2, format!("id{i}"))).collect();
+        fn key(item: &(i64, String)) -> (i64, &str) {
+            (item.0, &item.1)
+        }
+        let first = Paging::Cursor {
+            after: None,
+            limit: 2,
+        };
+        let (page, json) = page_in_memory(items.clone(), &first, key);
+        assert_eq!(page.len(), 2);
+        let next = Cursor::decode(json["next_cursor"].as_str().unwrap()).unwrap();
+        let (page, json) = page_in_memory(
+            items.clone(),
+            &Paging::Cursor {
+                after: Some(next),
+                limit: 10,
+            },
+            key,
+        );
+        assert_eq!(page, items[2..].to_vec());
+        assert_eq!(json["has_more"], false);
     }
 
     #[test]

@@ -16,21 +16,31 @@ use crate::store::write_transaction;
 
 /// The routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(endpoint(paths::ADMIN_ROLES).get(list).post(create).finish())
-        .service(
-            endpoint(paths::ADMIN_ROLE)
-                .get(get)
-                .put(update)
-                .patch(update)
-                .delete(delete)
-                .finish(),
-        )
-        .service(endpoint(paths::ADMIN_PERMISSIONS).get(catalogue).finish());
+    const READ: &[&str] = &["roles:read"];
+    const WRITE: &[&str] = &["roles:write"];
+    cfg.service(
+        endpoint(paths::ADMIN_ROLES)
+            .get_as(READ, list)
+            .post_as(WRITE, create)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::ADMIN_ROLE)
+            .get_as(READ, get)
+            .put_as(WRITE, update)
+            .patch_as(WRITE, update)
+            .delete_as(WRITE, delete)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::ADMIN_PERMISSIONS)
+            .get_as(READ, catalogue)
+            .finish(),
+    );
 }
 
 /// `GET /admin/roles`: every role with its permissions and user count.
-async fn list(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
-    auth.require("roles:read")?;
+async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let roles = state.store.run(roles::list).await?;
     let total = roles.len();
     Ok(HttpResponse::Ok().json(json!({
@@ -46,11 +56,14 @@ async fn create(
     auth: Authenticated,
     body: ApiJson<RoleInput>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("roles:write")?;
     let caller = auth.caller(&http);
     let view = state
         .store
-        .run(move |conn| Ok(write_transaction(conn, |conn| roles::create(conn, &caller, body.0))))
+        .run(move |conn| {
+            Ok(write_transaction(conn, |conn| {
+                roles::create(conn, &caller, body.0)
+            }))
+        })
         .await??;
     let location = format!(
         "{}/{}",
@@ -63,12 +76,7 @@ async fn create(
 }
 
 /// `GET /admin/roles/{id}` (the id or the name).
-async fn get(
-    state: web::Data<AppState>,
-    auth: Authenticated,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require("roles:read")?;
+async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let view = state
         .store
@@ -85,7 +93,6 @@ async fn update(
     id: web::Path<String>,
     body: ApiJson<RoleInput>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("roles:write")?;
     let caller = auth.caller(&http);
     let id = id.into_inner();
     let view = state
@@ -114,7 +121,6 @@ async fn delete(
     id: web::Path<String>,
     query: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("roles:write")?;
     let caller = auth.caller(&http);
     let (id, force) = (id.into_inner(), query.force);
     let body = state
@@ -129,10 +135,6 @@ async fn delete(
 }
 
 /// `GET /admin/permissions`: the catalogue with its categories.
-async fn catalogue(
-    state: web::Data<AppState>,
-    auth: Authenticated,
-) -> Result<HttpResponse, ApiError> {
-    auth.require("roles:read")?;
+async fn catalogue(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.store.run(roles::catalogue).await?))
 }

@@ -14,9 +14,10 @@ use crate::admin::{AdminError, activity};
 use crate::api::error::{ApiError, FieldError};
 use crate::api::extract::{ApiJson, Authenticated, OptionalJson};
 use crate::api::pagination::{Cursor, PageQuery, Paging, cursor_json, offset_json};
+use crate::admin::export::{Export, ExportFormat};
 use crate::domain::{
-    QueryError, SortField, Timestamp, UserField, equals, now, parse_fields, parse_filters,
-    parse_sort,
+    Condition, QueryError, SortField, SortKey, Timestamp, UserField, equals, now, parse_fields,
+    parse_filters, parse_sort,
 };
 use crate::http::endpoint;
 use crate::paths;
@@ -27,42 +28,63 @@ use crate::store::write_transaction;
 /// The routes, under both bases. Ids are UUIDs, so `/users/search`, `/users/bulk` and the
 /// other named paths never reach the `{id}` routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(endpoint(paths::USERS_SEARCH).get(list).finish())
+    const READ: &[&str] = &["users:read"];
+    const WRITE: &[&str] = &["users:write"];
+    const DELETE: &[&str] = &["users:delete"];
+    cfg.service(endpoint(paths::USERS_SEARCH).get_as(READ, list).finish())
+        .service(endpoint(paths::USERS_EXPORT).get_as(READ, export).finish())
         .service(
             endpoint(paths::USERS_BULK)
-                .post(bulk_create)
-                .delete(bulk_delete)
+                .post_as(WRITE, bulk_create)
+                .delete_as(DELETE, bulk_delete)
                 .finish(),
         )
         .service(
             endpoint(paths::USERS_BULK_ACTIONS)
-                .post(bulk_actions)
+                .post_as(WRITE, bulk_actions)
                 .finish(),
         )
         .service(
             endpoint(paths::ADMIN_USER_PERMISSIONS)
-                .put(set_permissions)
+                .put_as(&["users:write", "roles:write"], set_permissions)
                 .finish(),
         );
     for base in [paths::USERS, paths::ADMIN_USERS] {
         let one = format!("{base}/{{id:[0-9a-fA-F-]{{36}}}}");
-        cfg.service(endpoint(base).get(list).post(create).finish())
-            .service(
-                endpoint(&one)
-                    .get(get)
-                    .put(update)
-                    .patch(update)
-                    .delete(delete)
-                    .finish(),
-            )
-            .service(endpoint(&format!("{one}/lock")).post(lock).finish())
-            .service(endpoint(&format!("{one}/unlock")).post(unlock).finish())
-            .service(
-                endpoint(&format!("{one}/preferences"))
-                    .put(set_preferences)
-                    .finish(),
-            )
-            .service(endpoint(&format!("{one}/activity")).get(get_activity).finish());
+        cfg.service(
+            endpoint(base)
+                .get_as(READ, list)
+                .post_as(WRITE, create)
+                .finish(),
+        )
+        .service(
+            endpoint(&one)
+                .get_as(READ, get)
+                .put_as(WRITE, update)
+                .patch_as(WRITE, update)
+                .delete_as(DELETE, delete)
+                .finish(),
+        )
+        .service(
+            endpoint(&format!("{one}/lock"))
+                .post_as(WRITE, lock)
+                .finish(),
+        )
+        .service(
+            endpoint(&format!("{one}/unlock"))
+                .post_as(WRITE, unlock)
+                .finish(),
+        )
+        .service(
+            endpoint(&format!("{one}/preferences"))
+                .put_as(WRITE, set_preferences)
+                .finish(),
+        )
+        .service(
+            endpoint(&format!("{one}/activity"))
+                .get_as(READ, get_activity)
+                .finish(),
+        );
     }
 }
 
@@ -100,6 +122,34 @@ struct ListSpec {
     include: Include,
 }
 
+/// The conditions of the `role`, `status` and `filters` parameters.
+fn conditions(
+    filters: Option<&str>,
+    role: Option<String>,
+    status: Option<String>,
+) -> Result<Vec<Condition>, ApiError> {
+    let mut conditions = match filters {
+        Some(text) => parse_filters(text).map_err(query_error)?,
+        None => Vec::new(),
+    };
+    if let Some(role) = role.filter(|r| !r.is_empty()) {
+        conditions.push(equals(UserField::Role, &role, "role").map_err(query_error)?);
+    }
+    if let Some(status) = status.filter(|s| !s.is_empty()) {
+        conditions.push(equals(UserField::Status, &status, "status").map_err(query_error)?);
+    }
+    Ok(conditions)
+}
+
+/// `search` and its seed 003 spelling `q`.
+fn search_words(search: Option<String>, q: Option<String>) -> Result<Option<String>, ApiError> {
+    match (search, q) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::bad_request("search and q disagree")),
+        (Some(s), _) | (None, Some(s)) => Ok(Some(s).filter(|s| !s.trim().is_empty())),
+        (None, None) => Ok(None),
+    }
+}
+
 impl ListQuery {
     fn parse(self) -> Result<ListSpec, ApiError> {
         let paging = PageQuery {
@@ -110,29 +160,14 @@ impl ListQuery {
             cursor: self.cursor,
         }
         .paging(50)?;
-        let mut conditions = match self.filters.as_deref() {
-            Some(text) => parse_filters(text).map_err(query_error)?,
-            None => Vec::new(),
-        };
-        if let Some(role) = self.role.filter(|r| !r.is_empty()) {
-            conditions.push(equals(UserField::Role, &role, "role").map_err(query_error)?);
-        }
-        if let Some(status) = self.status.filter(|s| !s.is_empty()) {
-            conditions.push(equals(UserField::Status, &status, "status").map_err(query_error)?);
-        }
+        let conditions = conditions(self.filters.as_deref(), self.role, self.status)?;
         let sort = parse_sort(self.sort.as_deref(), self.order.as_deref()).map_err(query_error)?;
         if matches!(paging, Paging::Cursor { .. }) && sort.len() > 1 {
             return Err(ApiError::bad_request(
                 "A cursor pages by one sort key: give a single sort field",
             ));
         }
-        let search = match (self.search, self.q) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(ApiError::bad_request("search and q disagree"));
-            }
-            (Some(s), _) | (None, Some(s)) => Some(s).filter(|s| !s.trim().is_empty()),
-            (None, None) => None,
-        };
+        let search = search_words(self.search, self.q)?;
         Ok(ListSpec {
             query: UserQuery {
                 search,
@@ -166,10 +201,8 @@ fn cursor_key(value: SortValue) -> Value {
 /// `GET /users`, `GET /admin/users`, `GET /users/search`.
 async fn list(
     state: web::Data<AppState>,
-    auth: Authenticated,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("users:read")?;
     let spec = query.into_inner().parse()?;
     let sort_key = spec.query.sort[0];
     let window = match &spec.paging {
@@ -276,7 +309,6 @@ async fn create(
     auth: Authenticated,
     body: ApiJson<UserInput>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("users:write")?;
     let caller = auth.caller(&http);
     let (spec, hash, welcome) = prepare(&state, body.0).await?;
     let handles = state.handles();
@@ -288,7 +320,11 @@ async fn create(
             }))
         })
         .await??;
-    let location = format!("{}/{}", paths::USERS, view["id"].as_str().unwrap_or_default());
+    let location = format!(
+        "{}/{}",
+        paths::USERS,
+        view["id"].as_str().unwrap_or_default()
+    );
     Ok(HttpResponse::Created()
         .insert_header((LOCATION, location))
         .json(view))
@@ -304,11 +340,9 @@ struct ViewQuery {
 /// `GET /users/{id}`.
 async fn get(
     state: web::Data<AppState>,
-    auth: Authenticated,
     id: web::Path<String>,
     query: web::Query<ViewQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("users:read")?;
     let include = Include::parse(query.include.as_deref())?;
     let fields = parse_fields(query.fields.as_deref(), VIEW_FIELDS).map_err(query_error)?;
     let id = id.into_inner();
@@ -328,7 +362,6 @@ async fn update(
     id: web::Path<String>,
     body: ApiJson<UserInput>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("users:write")?;
     let caller = auth.caller(&http);
     let (spec, _, _) = body.0.validate(false)?;
     let (handles, id) = (state.handles(), id.into_inner());
@@ -358,7 +391,6 @@ async fn delete(
     id: web::Path<String>,
     query: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("users:delete")?;
     let caller = auth.caller(&http);
     let (handles, id, soft) = (state.handles(), id.into_inner(), query.soft_delete);
     let deleted = state
@@ -389,7 +421,6 @@ async fn lock(
     id: web::Path<String>,
     body: OptionalJson<LockBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("users:write")?;
     let LockBody {
         reason,
         duration_minutes,
@@ -412,7 +443,14 @@ async fn lock(
         .store
         .run(move |conn| {
             Ok(write_transaction(conn, |conn| {
-                admin::lock(conn, &handles, &caller, &id, reason.as_deref(), duration_minutes)
+                admin::lock(
+                    conn,
+                    &handles,
+                    &caller,
+                    &id,
+                    reason.as_deref(),
+                    duration_minutes,
+                )
             }))
         })
         .await??;
@@ -429,12 +467,15 @@ async fn unlock(
     auth: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("users:write")?;
     let caller = auth.caller(&http);
     let id = id.into_inner();
     state
         .store
-        .run(move |conn| Ok(write_transaction(conn, |conn| admin::unlock(conn, &caller, &id))))
+        .run(move |conn| {
+            Ok(write_transaction(conn, |conn| {
+                admin::unlock(conn, &caller, &id)
+            }))
+        })
         .await??;
     Ok(HttpResponse::Ok().json(json!({"message": "User account unlocked successfully"})))
 }
@@ -447,7 +488,6 @@ async fn set_preferences(
     id: web::Path<String>,
     body: ApiJson<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("users:write")?;
     let caller = auth.caller(&http);
     let (handles, id) = (state.handles(), id.into_inner());
     let preferences = state
@@ -470,11 +510,9 @@ struct ActivityQuery {
 /// `GET /users/{id}/activity` (seed 003).
 async fn get_activity(
     state: web::Data<AppState>,
-    auth: Authenticated,
     id: web::Path<String>,
     query: web::Query<ActivityQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("users:read")?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::bad_request("limit must be 1 to 100"));
@@ -501,8 +539,6 @@ async fn set_permissions(
     id: web::Path<String>,
     body: ApiJson<PermissionsBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("users:write")?;
-    auth.require("roles:write")?;
     let caller = auth.caller(&http);
     let (handles, id) = (state.handles(), id.into_inner());
     let permissions = state
@@ -544,7 +580,6 @@ async fn bulk_create(
     auth: Authenticated,
     body: ApiJson<BulkCreateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("users:write")?;
     let BulkCreateBody { users, options } = body.0;
     if users.is_empty() || users.len() > MAX_ITEMS {
         return Err(ApiError::validation(vec![FieldError::new(
@@ -589,7 +624,6 @@ async fn bulk_actions(
     auth: Authenticated,
     body: ApiJson<BulkActionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("users:write")?;
     let request = body.0;
     if request.action == bulk::BulkAction::Delete {
         auth.require("users:delete")?;
@@ -619,7 +653,6 @@ async fn bulk_delete(
     auth: Authenticated,
     body: ApiJson<BulkDeleteBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("users:delete")?;
     let BulkDeleteBody { ids, soft_delete } = body.0;
     if ids.is_empty() || ids.len() > MAX_ITEMS {
         return Err(ApiError::validation(vec![FieldError::new(
@@ -634,4 +667,96 @@ async fn bulk_delete(
         .run(move |conn| bulk::delete(conn, &handles, &caller, &ids, soft_delete))
         .await?;
     Ok(HttpResponse::Ok().json(outcome))
+}
+
+/// The parameters of `/users/export`: the filters of the lists, and the format.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    format: Option<String>,
+    search: Option<String>,
+    q: Option<String>,
+    role: Option<String>,
+    status: Option<String>,
+    filters: Option<String>,
+    include_deleted: Option<bool>,
+}
+
+/// The columns of a users export.
+const EXPORT_COLUMNS: &[&str] = &[
+    "id",
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "roles",
+    "status",
+    "email_verified",
+    "mfa_enabled",
+    "kind",
+    "last_login",
+    "created_at",
+    "updated_at",
+];
+
+/// `GET /users/export?format=csv|xlsx` (seed 004): the matching users, oldest first, read in
+/// keyset batches; CSV is streamed as it is read. `roles` are joined with `;`.
+async fn export(
+    state: web::Data<AppState>,
+    query: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let format = ExportFormat::parse(
+        query.format.as_deref(),
+        &[ExportFormat::Csv, ExportFormat::Xlsx],
+    )?;
+    let user_query = UserQuery {
+        search: search_words(query.search, query.q)?,
+        conditions: conditions(query.filters.as_deref(), query.role, query.status)?,
+        include_deleted: query.include_deleted.unwrap_or(false),
+        sort: vec![SortKey {
+            field: SortField::CreatedAt,
+            descending: false,
+        }],
+    };
+    Export::new("users", EXPORT_COLUMNS)
+        .respond(
+            &state.store,
+            format,
+            move |conn, after: Option<(i64, String)>, limit| {
+                let window = Window::After {
+                    key: after.as_ref().map(|(time, _)| SortValue::Int(*time)),
+                    id: after.map(|(_, id)| id),
+                    limit,
+                };
+                let users = user_search::page(conn, &user_query, &window, now())?;
+                let keys: Vec<(i64, String)> = users
+                    .iter()
+                    .map(|u| (u.row.created_at, u.row.id.clone()))
+                    .collect();
+                let views = admin::views(conn, &users, Include::default())?;
+                Ok(keys
+                    .into_iter()
+                    .zip(views)
+                    .map(|(key, view)| {
+                        let cells = EXPORT_COLUMNS
+                            .iter()
+                            .map(|column| match (*column, &view[*column]) {
+                                ("roles", Value::Array(roles)) => Value::String(
+                                    roles
+                                        .iter()
+                                        .filter_map(Value::as_str)
+                                        .collect::<Vec<_>>()
+                                        .join(";"),
+                                ),
+                                (_, value) => value.clone(),
+                            })
+                            .collect();
+                        (key, cells)
+                    })
+                    .collect())
+            },
+        )
+        .await
 }

@@ -142,7 +142,7 @@ pub struct ActiveToken {
 enum Lookup {
     /// A user token: the state of its grant.
     Grant(rows::GrantState),
-    /// A client-credentials token: whether its `jti` was revoked.
+    /// A client-credentials token: whether it was revoked (alone, or with its client).
     ClientOnly { revoked: bool },
 }
 
@@ -155,12 +155,16 @@ pub async fn check(
     token: &str,
 ) -> Result<ActiveToken, TokenError> {
     let claims = verify(keys, issuer, token)?;
-    let (gid, jti) = (claims.gid.clone(), claims.jti.clone());
+    let (gid, jti, client_id) = (
+        claims.gid.clone(),
+        claims.jti.clone(),
+        claims.client_id.clone(),
+    );
     let lookup = store
         .run(move |conn| match gid {
             Some(gid) => Ok(Lookup::Grant(rows::grant_state(conn, &gid, &jti)?)),
             None => Ok(Lookup::ClientOnly {
-                revoked: rows::jti_revoked(conn, &jti)?,
+                revoked: !rows::client_token_live(conn, &jti, &client_id)?,
             }),
         })
         .await;

@@ -525,27 +525,22 @@ pub fn find_client(
     }
 }
 
-/// Stores a validated registration; the returned view carries the secret, once.
-pub fn create_client(
-    conn: &mut AnyConnection,
-    crypto: &Crypto,
+/// The stored form of a registration under `id`.
+fn row_of(
     registration: ClientRegistration,
-) -> Result<ClientView, StoreError> {
-    let secret = registration.auth_method.uses_secret().then(|| {
-        registration
-            .imported_secret
-            .clone()
-            .unwrap_or_else(|| PlainToken::generate(CLIENT_SECRET_PREFIX))
-    });
-    let at = now();
+    id: String,
+    secret_hash: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+) -> ClientRow {
     let strings = |uris: &[RedirectUri]| {
         uris.iter()
             .map(|u| u.as_str().to_owned())
             .collect::<Vec<_>>()
     };
-    let row = ClientRow {
-        id: ClientId::generate().as_str().to_owned(),
-        secret_hash: secret.as_ref().map(|s| crypto.hash_token(s.expose()).0),
+    ClientRow {
+        id,
+        secret_hash,
         name: registration.name,
         logo_uri: registration.logo_uri,
         policy_uri: registration.policy_uri,
@@ -576,13 +571,95 @@ pub fn create_client(
         require_pkce: registration.require_pkce,
         backchannel_logout_uri: registration.backchannel_logout_uri,
         frontchannel_logout_uri: registration.frontchannel_logout_uri,
-        created_at: at,
-        updated_at: at,
-    };
+        created_at,
+        updated_at,
+    }
+}
+
+/// Stores a validated registration; the returned view carries the secret, once.
+pub fn create_client(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    registration: ClientRegistration,
+) -> Result<ClientView, StoreError> {
+    let secret = registration.auth_method.uses_secret().then(|| {
+        registration
+            .imported_secret
+            .clone()
+            .unwrap_or_else(|| PlainToken::generate(CLIENT_SECRET_PREFIX))
+    });
+    let at = now();
+    let row = row_of(
+        registration,
+        ClientId::generate().as_str().to_owned(),
+        secret.as_ref().map(|s| crypto.hash_token(s.expose()).0),
+        at,
+        at,
+    );
     rows::insert(conn, &row)?;
     let mut view = ClientView::from_row(&row)?;
     view.client_secret = secret.map(|s| s.expose().to_owned());
     Ok(view)
+}
+
+/// Replaces the metadata of a client (RFC 7592 §2.2: the whole registration). Its secret is
+/// kept while its method still uses one; a client that starts using a secret gets a new one,
+/// returned once in the view; one that stops using a secret loses it.
+pub fn update_client(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    client_id: &str,
+    registration: ClientRegistration,
+) -> Result<ClientView, StoreError> {
+    if client_id == crate::accounts::first_party::FIRST_PARTY_CLIENT_ID {
+        return Err(StoreError::Conflict {
+            constraint: "the built-in first-party client cannot be changed".into(),
+        });
+    }
+    let current = rows::find(conn, client_id)?;
+    let uses_secret = registration.auth_method.uses_secret();
+    let new_secret = match (&registration.imported_secret, &current.secret_hash) {
+        (Some(imported), _) => Some(imported.clone()),
+        (None, None) if uses_secret => Some(PlainToken::generate(CLIENT_SECRET_PREFIX)),
+        _ => None,
+    };
+    let secret_hash = match &new_secret {
+        Some(secret) => Some(crypto.hash_token(secret.expose()).0),
+        None if uses_secret => current.secret_hash.clone(),
+        None => None,
+    };
+    let row = row_of(
+        registration,
+        current.id.clone(),
+        secret_hash,
+        current.created_at,
+        now(),
+    );
+    rows::update(conn, &row)?;
+    let mut view = ClientView::from_row(&row)?;
+    view.client_secret = new_secret.map(|s| s.expose().to_owned());
+    Ok(view)
+}
+
+/// Gives a confidential client a new secret; the old one stops working at once. Returns the
+/// new secret, shown once.
+pub fn rotate_secret(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    client_id: &str,
+) -> Result<Option<PlainToken>, StoreError> {
+    let client = find_client(conn, client_id)?.ok_or(StoreError::NotFound)?;
+    if !client.auth_method.uses_secret() {
+        return Ok(None);
+    }
+    let secret = PlainToken::generate(CLIENT_SECRET_PREFIX);
+    rows::set_secret_hash(
+        conn,
+        client_id,
+        &crypto.hash_token(secret.expose()).0,
+        now(),
+    )?;
+    Ok(Some(secret))
 }
 
 /// Every client's public view.

@@ -16,9 +16,11 @@ pub const LOGIN: &str = "login_succeeded";
 fn about_or_by(user_id: &str) -> audit_logs::BoxedQuery<'static, super::MultiBackend> {
     audit_logs::table
         .filter(
-            audit_logs::actor_id.eq(user_id.to_owned()).or(audit_logs::resource
-                .eq("users")
-                .and(audit_logs::resource_id.eq(user_id.to_owned()))),
+            audit_logs::actor_id
+                .eq(user_id.to_owned())
+                .or(audit_logs::resource
+                    .eq("users")
+                    .and(audit_logs::resource_id.eq(user_id.to_owned()))),
         )
         .into_boxed()
 }

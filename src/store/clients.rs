@@ -59,6 +59,33 @@ pub fn all(conn: &mut AnyConnection) -> Result<Vec<ClientRow>, StoreError> {
         .load(conn)?)
 }
 
+/// Replaces every column of a client.
+pub fn update(conn: &mut AnyConnection, client: &ClientRow) -> Result<(), StoreError> {
+    match diesel::update(clients::table.find(&client.id))
+        .set(client)
+        .execute(conn)?
+    {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
+}
+
+/// Replaces the secret hash of a client.
+pub fn set_secret_hash(
+    conn: &mut AnyConnection,
+    id: &str,
+    hash: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    match diesel::update(clients::table.find(id))
+        .set((clients::secret_hash.eq(hash), clients::updated_at.eq(at)))
+        .execute(conn)?
+    {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
+}
+
 /// Deletes a client; [`StoreError::NotFound`] when there is none.
 pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
     match diesel::delete(clients::table.find(id)).execute(conn)? {

@@ -6,7 +6,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{authorization_codes, grants, refresh_tokens, revoked_tokens, users};
+use super::schema::{authorization_codes, clients, grants, refresh_tokens, revoked_tokens, users};
 use super::{AnyConnection, StoreError};
 
 /// A grant as stored: one authorization of a client by a person.
@@ -306,9 +306,19 @@ pub fn grant_state(
         .first(conn)?)
 }
 
-/// Whether an access token without a grant (client credentials) was revoked.
-pub fn jti_revoked(conn: &mut AnyConnection, jti: &str) -> Result<bool, StoreError> {
-    Ok(diesel::select(diesel::dsl::exists(revoked_tokens::table.find(jti))).get_result(conn)?)
+/// Whether an access token without a grant (client credentials) still stands: not revoked,
+/// and its client not deleted.
+pub fn client_token_live(
+    conn: &mut AnyConnection,
+    jti: &str,
+    client_id: &str,
+) -> Result<bool, StoreError> {
+    let (revoked, client_exists): (bool, bool) = diesel::select((
+        diesel::dsl::exists(revoked_tokens::table.find(jti)),
+        diesel::dsl::exists(clients::table.find(client_id)),
+    ))
+    .get_result(conn)?;
+    Ok(!revoked && client_exists)
 }
 
 /// Removes expired codes, revocation records and used-up refresh tokens.

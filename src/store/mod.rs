@@ -5,6 +5,7 @@
 
 pub mod account_tokens;
 pub mod activity;
+pub mod api_keys;
 pub mod audit;
 pub mod authorization_requests;
 pub mod clients;

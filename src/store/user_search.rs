@@ -183,7 +183,9 @@ fn texts(operand: &Operand) -> Vec<String> {
 }
 
 fn any_of(mut predicates: Vec<Predicate>) -> Predicate {
-    let first = predicates.pop().unwrap_or_else(|| Box::new(users::id.ne(users::id)));
+    let first = predicates
+        .pop()
+        .unwrap_or_else(|| Box::new(users::id.ne(users::id)));
     predicates
         .into_iter()
         .fold(first, |acc, p| Box::new(acc.or(p)))
@@ -196,13 +198,15 @@ fn predicate(condition: &Condition, now: i64) -> Predicate {
     match (field, op, operand) {
         (_, FilterOp::Eq, Operand::Null) => is_null(field),
         (_, FilterOp::Ne, Operand::Null) => Box::new(not(is_null(field))),
-        (UserField::Status, FilterOp::Ne, _) => {
-            Box::new(not(any_of(texts(operand).iter().map(|s| status_is(s, now)).collect())))
-        }
+        (UserField::Status, FilterOp::Ne, _) => Box::new(not(any_of(
+            texts(operand).iter().map(|s| status_is(s, now)).collect(),
+        ))),
         (UserField::Status, FilterOp::Contains, Operand::Text(t)) => {
             text_contains(text_column(field), t)
         }
-        (UserField::Status, _, _) => any_of(texts(operand).iter().map(|s| status_is(s, now)).collect()),
+        (UserField::Status, _, _) => {
+            any_of(texts(operand).iter().map(|s| status_is(s, now)).collect())
+        }
         (UserField::Role, FilterOp::Ne, _) => Box::new(not(has_role(texts(operand)))),
         (UserField::Role, FilterOp::Contains, Operand::Text(t)) => role_like(t),
         (UserField::Role, _, _) => has_role(texts(operand)),
@@ -242,7 +246,9 @@ fn predicate(condition: &Condition, now: i64) -> Predicate {
                 _ => Box::new(column.eq(*t)),
             }
         }
-        (_, FilterOp::In, Operand::List(items)) if field.field_type() == crate::domain::FieldType::Time => {
+        (_, FilterOp::In, Operand::List(items))
+            if field.field_type() == crate::domain::FieldType::Time =>
+        {
             // `IN` over a boxed column does not compile for the multi-backend; `OR` of
             // equalities is the same condition.
             any_of(
@@ -307,9 +313,10 @@ fn search_predicate(words: &str) -> Option<Predicate> {
 
 fn filtered(query: &UserQuery, now: i64) -> users::BoxedQuery<'static, MultiBackend> {
     let mut boxed = users::table.into_boxed();
-    let asks_for_deleted = query.conditions.iter().any(|c| {
-        c.field == UserField::Status && texts(&c.operand).iter().any(|s| s == "deleted")
-    });
+    let asks_for_deleted = query
+        .conditions
+        .iter()
+        .any(|c| c.field == UserField::Status && texts(&c.operand).iter().any(|s| s == "deleted"));
     if !query.include_deleted && !asks_for_deleted {
         boxed = boxed.filter(users::deleted_at.is_null());
     }
