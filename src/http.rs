@@ -120,3 +120,79 @@ pub fn media_type(request: &actix_web::HttpRequest) -> String {
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default()
 }
+
+/// The client's address: the peer, or — when the peer is a trusted reverse proxy — the
+/// right-most address of `X-Forwarded-For` that is not itself a trusted proxy. Addresses a
+/// client wrote into the header before the trusted proxies are never believed.
+pub fn client_ip(
+    peer: Option<std::net::SocketAddr>,
+    headers: &actix_web::http::header::HeaderMap,
+    trusted: &[crate::config::ProxyNet],
+) -> Option<std::net::IpAddr> {
+    let peer = peer?.ip();
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            // A malformed hop ends what can be believed.
+            Err(_) => break,
+        }
+    }
+    Some(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_static("x-forwarded-for"),
+            HeaderValue::from_str(value).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<crate::config::ProxyNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy = Some("10.0.0.5:443".parse().unwrap());
+        let stranger = Some("203.0.113.9:5000".parse().unwrap());
+        let headers = forwarded("198.51.100.1, 192.0.2.7, 10.0.0.9");
+        assert_eq!(
+            client_ip(proxy, &headers, &trusted),
+            Some("192.0.2.7".parse().unwrap()),
+            "the right-most untrusted hop, not the spoofable left-most"
+        );
+        assert_eq!(
+            client_ip(stranger, &headers, &trusted),
+            Some("203.0.113.9".parse().unwrap()),
+            "an untrusted peer's header is ignored"
+        );
+        assert_eq!(
+            client_ip(proxy, &forwarded("not-an-ip"), &trusted),
+            Some("10.0.0.5".parse().unwrap())
+        );
+        assert_eq!(
+            client_ip(proxy, &HeaderMap::new(), &[]),
+            Some("10.0.0.5".parse().unwrap())
+        );
+    }
+}

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod domain;
 pub mod events;
 pub mod http;
+pub mod limits;
 pub mod maintenance;
 pub mod oauth;
 pub mod oidc;

@@ -1,5 +1,5 @@
 //! Periodic housekeeping every instance runs: expired pending requests, codes, revocation
-//! records and used assertion ids are deleted, and the sealed successors kept for the refresh
+//! records, used assertion ids and ended rate-limit windows are deleted, and the sealed successors kept for the refresh
 //! grace window are forgotten once it has passed. Each step is an idempotent statement, so
 //! instances running it at the same time do no harm.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::domain::now;
 use crate::startup::AppState;
-use crate::store::{StoreError, authorization_requests, clients, grants};
+use crate::store::{StoreError, authorization_requests, clients, grants, rate_limits};
 
 /// How often housekeeping runs.
 const INTERVAL: Duration = Duration::from_secs(60);
@@ -23,7 +23,8 @@ pub async fn sweep(state: &AppState) -> Result<usize, StoreError> {
             Ok(authorization_requests::delete_expired(conn, at)?
                 + grants::delete_expired(conn, at)?
                 + grants::forget_successors(conn, at - grace)?
-                + clients::delete_expired_assertions(conn, at)?)
+                + clients::delete_expired_assertions(conn, at)?
+                + rate_limits::delete_expired(conn, at)?)
         })
         .await
 }

@@ -46,6 +46,8 @@ pub struct AppState {
     pub discovery: Bytes,
     /// When this instance started, for `uptime`.
     pub started_at: Instant,
+    /// The rate limits' counters.
+    pub limiter: Arc<crate::limits::Limiter>,
 }
 
 /// Cheap owned copies of what work on the blocking pool needs (settings and crypto), for
@@ -147,7 +149,14 @@ impl Application {
             settings.lifetimes.longest_signed_token() + 300,
         )
         .await?;
+        let limiter = crate::limits::Limiter::new(
+            &settings.rate_limits,
+            &settings.database_url,
+            core.store.clone(),
+            core.crypto.clone(),
+        );
         let state = web::Data::new(AppState {
+            limiter: Arc::new(limiter),
             discovery: discovery::document(&settings)?,
             settings: Arc::new(settings),
             store: core.store,
@@ -179,6 +188,7 @@ impl Application {
                         web::PathConfig::default()
                             .error_handler(|e, _| error::path_error(e).into()),
                     )
+                    .wrap(from_fn(crate::limits::middleware::enforce))
                     .wrap(from_fn(request_context))
                     .configure(routes)
                     .default_service(web::to(error::not_found))

@@ -10,6 +10,7 @@ pub mod health;
 pub mod mfa;
 pub mod pagination;
 pub mod profile;
+pub mod quota;
 pub mod recovery;
 pub mod reports;
 pub mod roles;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     roles::configure(cfg);
     clients::configure(cfg);
     api_keys::configure(cfg);
+    cfg.service(endpoint(paths::USERS_QUOTA).get(quota::quota).finish());
     cfg.service(endpoint(paths::AUTH_REGISTER).post(auth::register).finish())
         .service(endpoint(paths::AUTH_LOGIN).post(auth::login).finish())
         .service(endpoint(paths::AUTH_REFRESH).post(auth::refresh).finish())

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod meta;
 pub mod mfa;
 pub mod outbox;
+pub mod rate_limits;
 pub mod reports;
 pub mod roles;
 pub mod schema;

@@ -185,6 +185,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    rate_limit_counters (key, window_start) {
+        key -> Text,
+        window_start -> BigInt,
+        hits -> Integer,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
     recovery_codes (user_id, code_hash) {
         user_id -> Text,
         code_hash -> Text,
@@ -376,6 +385,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     meta,
     mfa_challenges,
     outbox,
+    rate_limit_counters,
     recovery_codes,
     refresh_tokens,
     revoked_tokens,

@@ -15,6 +15,7 @@ mod flows;
 mod health;
 mod helpers;
 mod keys;
+mod limits;
 mod logout;
 mod mail;
 mod oauth_errors;

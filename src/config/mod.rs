@@ -14,6 +14,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+mod protection;
+
+pub use protection::{CounterStore, LimitRule, MetricsSettings, ProxyNet, RateLimitSettings};
+
 /// The file read when neither `--config` nor `LATCHKEY_CONFIG` names one.
 pub const DEFAULT_CONFIG_FILE: &str = "latchkey.toml";
 
@@ -23,6 +27,7 @@ const SECRET_FIELDS: &[&str] = &[
     "bootstrap_admin_password",
     "database_url",
     "smtp.password",
+    "metrics_token",
 ];
 
 /// A configuration problem, naming the field at fault.
@@ -214,6 +219,10 @@ struct RawSettings {
     outbox_backoff_base_secs: u64,
     outbox_backoff_max_secs: u64,
     outbox_max_attempts: u32,
+    rate_limits: RateLimitSettings,
+    trusted_proxies: Vec<String>,
+    metrics_bind: Option<String>,
+    metrics_token: Option<String>,
 }
 
 impl Default for RawSettings {
@@ -257,6 +266,10 @@ impl Default for RawSettings {
             outbox_backoff_base_secs: 5,
             outbox_backoff_max_secs: 3600,
             outbox_max_attempts: 20,
+            rate_limits: RateLimitSettings::default(),
+            trusted_proxies: Vec::new(),
+            metrics_bind: None,
+            metrics_token: None,
         }
     }
 }
@@ -391,6 +404,12 @@ pub struct Settings {
     pub accounts: AccountSettings,
     /// Outbox delivery.
     pub outbox: OutboxSettings,
+    /// Rate limits.
+    pub rate_limits: RateLimitSettings,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ProxyNet>,
+    /// Access to `/metrics`.
+    pub metrics: MetricsSettings,
 }
 
 /// Lifetimes of the things Latchkey issues, in seconds.
@@ -571,6 +590,23 @@ impl RawSettings {
                 "must be at least outbox_backoff_base_secs",
             ));
         }
+        self.rate_limits.validate()?;
+        let trusted_proxies = protection::parse_proxies(&self.trusted_proxies)?;
+        let metrics_bind = self
+            .metrics_bind
+            .as_deref()
+            .map(|raw| {
+                SocketAddr::from_str(raw.trim()).map_err(|_| {
+                    ConfigError::new("metrics_bind", format!("`{raw}` is not an address like 127.0.0.1:9100"))
+                })
+            })
+            .transpose()?;
+        if self.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::new(
+                "metrics_token",
+                "must be at least 16 characters",
+            ));
+        }
         if crate::domain::Email::parse(&self.bootstrap_admin_email).is_err() {
             return Err(ConfigError::new(
                 "bootstrap_admin_email",
@@ -620,6 +656,12 @@ impl RawSettings {
                 backoff_base_secs: self.outbox_backoff_base_secs,
                 backoff_max_secs: self.outbox_backoff_max_secs,
                 max_attempts: self.outbox_max_attempts,
+            },
+            rate_limits: self.rate_limits,
+            trusted_proxies,
+            metrics: MetricsSettings {
+                bind: metrics_bind,
+                token: self.metrics_token.map(SecretString::from),
             },
         })
     }

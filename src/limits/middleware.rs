@@ -1,0 +1,225 @@
+//! The middleware that applies the rate limits: it finds the rule of a request, counts it
+//! under the client's key, adds the `X-RateLimit-*` headers, and answers 429 — in the JSON
+//! API's error form, or as a page for the login and reset pages — once a limit is passed.
+
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, ResponseError, web};
+use bytes::Bytes;
+
+use super::{Limit, Standing};
+use crate::api::error::ApiError;
+use crate::domain::now;
+use crate::paths;
+use crate::startup::AppState;
+use crate::web::PageError;
+
+/// The rule of a request, if one applies: the contract's table, then the rest of the API.
+pub fn classify(method: &Method, path: &str) -> Option<Limit> {
+    let post = method == Method::POST;
+    match path {
+        paths::AUTH_REGISTER if post => Some(Limit::Register),
+        paths::AUTH_LOGIN | paths::LOGIN if post => Some(Limit::Login),
+        paths::AUTH_RESET_PASSWORD | paths::ACCOUNT_RESET_PASSWORD if post => {
+            Some(Limit::ResetPassword)
+        }
+        paths::AUTH_FORGOT_PASSWORD if post => Some(Limit::ForgotPassword),
+        paths::AUTH_REFRESH if post => Some(Limit::Refresh),
+        // The JSON API (its CORS preflights are free).
+        _ if path.starts_with("/api/v1/") && method != Method::OPTIONS => Some(Limit::Api),
+        _ => None,
+    }
+}
+
+/// The login a request body names (`username`, `email` or `login`), lower-cased; empty when
+/// the body does not parse.
+pub fn login_of(content_type: &str, body: &[u8]) -> String {
+    let name = if content_type.starts_with("application/json") {
+        serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                ["username", "email", "login"]
+                    .iter()
+                    .find_map(|k| v.get(*k).and_then(|s| s.as_str()).map(str::to_owned))
+            })
+    } else {
+        url::form_urlencoded::parse(body)
+            .find(|(k, _)| k == "username" || k == "email")
+            .map(|(_, v)| v.into_owned())
+    };
+    name.unwrap_or_default().trim().to_lowercase()
+}
+
+/// The standing as `X-RateLimit-*` headers (seed 000 and seed 003).
+pub fn headers(standing: &Standing) -> [(HeaderName, HeaderValue); 4] {
+    [
+        (
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderValue::from(standing.limit),
+        ),
+        (
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderValue::from(standing.remaining()),
+        ),
+        (
+            HeaderName::from_static("x-ratelimit-reset"),
+            HeaderValue::from(standing.reset_at),
+        ),
+        (
+            HeaderName::from_static("x-ratelimit-window"),
+            HeaderValue::from(standing.window_secs),
+        ),
+    ]
+}
+
+/// The 429 of a refused request.
+fn refusal(limit: Limit, standing: &Standing, page: bool) -> actix_web::HttpResponse {
+    let retry_after = standing.retry_after(now());
+    let mut response = if page {
+        PageError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            format!(
+                "{} You can try again in {} minute(s).",
+                limit.message(),
+                (retry_after + 59) / 60
+            ),
+        )
+        .error_response()
+    } else {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, limit.error_code(), limit.message())
+            .with_field("retry_after", retry_after)
+            .error_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
+    for (name, value) in self::headers(standing) {
+        headers.insert(name, value);
+    }
+    response
+}
+
+/// The client key of a request under `limit`. Reads (and puts back) the body of a login.
+async fn key_of(
+    state: &AppState,
+    limit: Limit,
+    request: &mut ServiceRequest,
+) -> Result<String, Error> {
+    let ip = crate::http::client_ip(
+        request.peer_addr(),
+        request.headers(),
+        &state.settings.trusted_proxies,
+    )
+    .map(|ip| ip.to_string())
+    .unwrap_or_else(|| "unknown".into());
+    match limit {
+        Limit::Login => {
+            let body = crate::http::read_body(request.take_payload(), state.settings.max_body_bytes)
+                .await
+                .unwrap_or_default();
+            let content_type = crate::http::media_type(request.request());
+            let login = login_of(&content_type, &body);
+            request.set_payload(Payload::from(Bytes::from(body)));
+            Ok(format!("{ip}|{login}"))
+        }
+        Limit::Api => {
+            // The subject of a valid token of this issuer (signature and expiry only: a
+            // forged subject must not get a fresh bucket); otherwise the address.
+            let subject = crate::oauth::bearer::from_header(request.request())
+                .ok()
+                .flatten()
+                .and_then(|token| {
+                    crate::oauth::access_token::verify(
+                        &state.keys.current(),
+                        &state.settings.issuer,
+                        &token,
+                    )
+                    .ok()
+                })
+                .map(|claims| claims.sub);
+            Ok(match subject {
+                Some(sub) => format!("sub:{sub}"),
+                None => format!("ip:{ip}"),
+            })
+        }
+        _ => Ok(ip),
+    }
+}
+
+/// Applies the rate limits to a request.
+pub async fn enforce(
+    mut request: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<EitherBody<BoxBody, BoxBody>>, Error> {
+    let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(request).await?.map_into_left_body());
+    };
+    let limit = match classify(request.method(), request.path()) {
+        Some(limit) if state.limiter.enabled() => limit,
+        _ => return Ok(next.call(request).await?.map_into_left_body()),
+    };
+    let key = key_of(&state, limit, &mut request).await?;
+    let standing = match state.limiter.hit(limit, &key).await {
+        Ok(standing) => standing,
+        Err(error) => {
+            // Without the counters the request is served as if unlimited: the handler then
+            // meets the same database trouble and answers it (503), not the limiter.
+            tracing::warn!(%error, rule = limit.name(), "rate-limit counters unavailable");
+            return Ok(next.call(request).await?.map_into_left_body());
+        }
+    };
+    if !standing.allowed() {
+        tracing::info!(
+            target: "latchkey::security",
+            event = "rate_limited",
+            rule = limit.name(),
+            "request refused by a rate limit"
+        );
+        let page = !request.path().starts_with("/api/");
+        let response = refusal(limit, &standing, page);
+        return Ok(request.into_response(response).map_into_right_body());
+    }
+    let mut response = next.call(request).await?;
+    for (name, value) in headers(&standing) {
+        response.headers_mut().insert(name, value);
+    }
+    Ok(response.map_into_left_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_table_decides_the_rule() {
+        assert_eq!(
+            classify(&Method::POST, paths::AUTH_LOGIN),
+            Some(Limit::Login)
+        );
+        assert_eq!(classify(&Method::POST, paths::LOGIN), Some(Limit::Login));
+        assert_eq!(classify(&Method::GET, paths::LOGIN), None);
+        assert_eq!(
+            classify(&Method::POST, paths::AUTH_FORGOT_PASSWORD),
+            Some(Limit::ForgotPassword)
+        );
+        assert_eq!(classify(&Method::GET, "/api/v1/users"), Some(Limit::Api));
+        assert_eq!(classify(&Method::OPTIONS, "/api/v1/users"), None);
+        assert_eq!(classify(&Method::POST, paths::TOKEN), None);
+    }
+
+    #[test]
+    fn the_login_is_read_from_json_or_form_bodies() {
+        assert_eq!(
+            login_of("application/json", br#"{"email":" Alice@Example.com "}"#),
+            "alice@example.com"
+        );
+        assert_eq!(
+            login_of("application/x-www-form-urlencoded", b"csrf=x&username=Bob"),
+            "bob"
+        );
+        assert_eq!(login_of("application/json", b"not json"), "");
+    }
+}
