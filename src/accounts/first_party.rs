@@ -2,12 +2,12 @@
 //! it, so they get the same JWT access tokens and rotating refresh tokens as OAuth clients, and
 //! one verification path protects every resource.
 
+use crate::accounts::login::{Attempt, SignIn, record_login};
 use crate::domain::{PlainToken, Scope, now};
 use crate::oauth::clients::{Client, find_client};
 use crate::oauth::issue::{
     Authentication, Subject, TokenContext, load_subject, mint_access_token, new_refresh_token,
 };
-use crate::sessions::browser::ClientInfo;
 use crate::startup::AppState;
 use crate::store::clients::{self as client_rows, ClientRow};
 use crate::store::grants::{self, GrantRow};
@@ -73,14 +73,16 @@ pub struct ApiLogin {
 
 /// Starts an API session for a person who just authenticated (`amr`, `acr`): a session row, a
 /// grant to the first-party client, a refresh token and an access token. `remember_me`
-/// lengthens the refresh lifetime.
+/// lengthens the refresh lifetime. The sign-in is written to the audit log (with the attempt's
+/// address and user agent, which the session keeps too) and reported to the `user.login`
+/// webhooks in the same transaction.
 pub async fn start_session(
     state: &AppState,
     user_id: &str,
     amr: &[&str],
     acr: &str,
     remember_me: bool,
-    info: ClientInfo,
+    attempt: &Attempt,
 ) -> anyhow::Result<ApiLogin> {
     let at = now();
     let refresh_ttl = if remember_me {
@@ -97,8 +99,8 @@ pub async fn start_session(
         auth_time: at,
         amr: to_json(&amr),
         acr: acr.to_owned(),
-        ip_address: info.ip_address,
-        user_agent: info.user_agent,
+        ip_address: attempt.actor.ip_address.clone(),
+        user_agent: attempt.actor.user_agent.clone(),
         created_at: at,
         last_activity: at,
         expires_at: at + family_ttl as i64,
@@ -123,6 +125,11 @@ pub async fn start_session(
     };
     let crypto = state.crypto.clone();
     let (stored_session, stored_grant) = (session.clone(), grant.clone());
+    let attempt = Attempt {
+        client_id: Some(FIRST_PARTY_CLIENT_ID.to_owned()),
+        ..attempt.clone()
+    };
+    let methods: Vec<String> = amr.iter().map(|a| (*a).to_owned()).collect();
     let (client, subject, refresh): (Client, Subject, PlainToken) = state
         .store
         .run(move |conn| {
@@ -134,7 +141,19 @@ pub async fn start_session(
                 let refresh =
                     new_refresh_token(conn, &crypto, &stored_grant.id, at + refresh_ttl as i64)?;
                 users::touch_login(conn, &stored_grant.user_id, at)?;
-                Ok((client, load_subject(conn, &stored_grant.user_id)?, refresh))
+                let subject = load_subject(conn, &stored_grant.user_id)?;
+                record_login(
+                    conn,
+                    &crypto,
+                    &attempt,
+                    &SignIn {
+                        user: &subject.user,
+                        session_id: &stored_session.id,
+                        amr: &methods,
+                        step_up: false,
+                    },
+                )?;
+                Ok((client, subject, refresh))
             })
         })
         .await?;

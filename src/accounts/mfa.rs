@@ -3,19 +3,24 @@
 //! Setting up stores the new secret, sealed, in a setup challenge until a code from the
 //! authenticator confirms it. A TOTP code is accepted once (the last accepted time step is
 //! kept); recovery codes are single-use and stored as keyed hashes. Wrong codes count toward
-//! the account lockout like wrong passwords.
+//! the account lockout like wrong passwords. Every change (on, off, new recovery codes), every
+//! recovery code spent and every wrong code is written to the audit log in the transaction of
+//! the change.
 
 use base64::Engine;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use totp_rs::{Builder, Secret, Totp};
 
+use crate::accounts::login::{Attempt, on_behalf_of};
 use crate::config::Settings;
 use crate::crypto::Crypto;
 use crate::domain::{PlainToken, now};
+use crate::events::audit::{self, Actor, AuditEvent};
 use crate::store::mfa::{self as rows, ChallengeRow};
 use crate::store::security;
-use crate::store::{AnyConnection, StoreError, from_json, to_json};
+use crate::store::{AnyConnection, StoreError, from_json, to_json, write_transaction};
 
 /// How long an `mfa_token` or a `setup_token` lives.
 pub const CHALLENGE_TTL_SECS: i64 = 300;
@@ -263,12 +268,15 @@ fn matching_step(secret: Secret, code: &str) -> Option<u64> {
     totp.check(&code, time)
 }
 
-/// Confirms a setup with a code from the authenticator: MFA is on from now. Returns the user id.
+/// Confirms a setup with a code from the authenticator: MFA is on from now (`mfa_enabled` in
+/// the audit log, by `actor` or, for a request without a signed-in person, by the account).
+/// Returns the user id. Call it inside a transaction.
 pub fn confirm_setup(
     conn: &mut AnyConnection,
     crypto: &Crypto,
     setup_token: &str,
     code: &str,
+    actor: &Actor,
 ) -> Result<String, MfaError> {
     let hash = crypto.hash_token(setup_token).0;
     let challenge = match rows::find_challenge(conn, &hash, "setup", now()) {
@@ -291,6 +299,16 @@ pub fn confirm_setup(
     row.totp_last_step = Some(step as i64);
     security::save(conn, &row)?;
     rows::replace_recovery_codes(conn, &challenge.user_id, &payload.recovery_hashes, now())?;
+    audit::record(
+        conn,
+        &on_behalf_of(actor, &challenge.user_id),
+        AuditEvent::new("mfa_enabled", "users", Some(&challenge.user_id))
+            .values(
+                Some(json!({"mfa_enabled": false})),
+                Some(json!({"mfa_enabled": true})),
+            )
+            .info(json!({"method": "totp"})),
+    )?;
     Ok(challenge.user_id)
 }
 
@@ -324,8 +342,9 @@ pub fn verify_code(
     Err(MfaError::WrongCode)
 }
 
-/// Turns MFA off (the caller has checked the password).
-pub fn disable(conn: &mut AnyConnection, user_id: &str) -> Result<(), MfaError> {
+/// Turns MFA off (the caller has checked the password); `mfa_disabled` in the audit log. Call
+/// it inside a transaction.
+pub fn disable(conn: &mut AnyConnection, user_id: &str, actor: &Actor) -> Result<(), MfaError> {
     let mut row = security::find(conn, user_id)?;
     if !row.mfa_enabled {
         return Err(MfaError::NotEnabled);
@@ -335,20 +354,36 @@ pub fn disable(conn: &mut AnyConnection, user_id: &str) -> Result<(), MfaError> 
     row.totp_last_step = None;
     security::save(conn, &row)?;
     rows::replace_recovery_codes(conn, user_id, &[], now())?;
+    audit::record(
+        conn,
+        &on_behalf_of(actor, user_id),
+        AuditEvent::new("mfa_disabled", "users", Some(user_id)).values(
+            Some(json!({"mfa_enabled": true})),
+            Some(json!({"mfa_enabled": false})),
+        ),
+    )?;
     Ok(())
 }
 
-/// Replaces the recovery codes; returns the new ones, shown only now.
+/// Replaces the recovery codes; returns the new ones, shown only now (the audit log says only
+/// that they were replaced). Call it inside a transaction.
 pub fn regenerate_recovery_codes(
     conn: &mut AnyConnection,
     crypto: &Crypto,
     user_id: &str,
+    actor: &Actor,
 ) -> Result<Vec<String>, MfaError> {
     if !security::find(conn, user_id)?.mfa_enabled {
         return Err(MfaError::NotEnabled);
     }
     let (codes, hashes) = recovery_set(crypto);
     rows::replace_recovery_codes(conn, user_id, &hashes, now())?;
+    audit::record(
+        conn,
+        &on_behalf_of(actor, user_id),
+        AuditEvent::new("mfa_recovery_codes_regenerated", "users", Some(user_id))
+            .info(json!({"count": codes.len()})),
+    )?;
     Ok(codes)
 }
 
@@ -433,45 +468,72 @@ pub enum SecondFactorError {
 }
 
 /// Checks the code of a pending login and spends its `mfa_token`; wrong codes count toward the
-/// lockout like wrong passwords. Returns the user and what the login carried.
+/// lockout like wrong passwords (`mfa_failed`, and `account_locked` when they lock it), a spent
+/// recovery code is `mfa_recovery_code_used`, each in the transaction of the change. Returns
+/// the user and what the login carried (the sign-in itself is recorded when its session
+/// starts).
 pub async fn complete_second_factor(
     state: &crate::startup::AppState,
     mfa_token: &str,
     code: &str,
+    attempt: &Attempt,
 ) -> Result<(String, LoginChallenge), SecondFactorError> {
-    use crate::accounts::login::{locked_for, record_failure, record_success};
+    use crate::accounts::login::{Failure, locked_for, record_failure, record_success};
     let crypto = state.crypto.clone();
     let rules = state.settings.accounts.clone();
-    let (token, code) = (mfa_token.to_owned(), code.to_owned());
+    let (token, code, attempt) = (mfa_token.to_owned(), code.to_owned(), attempt.clone());
     state
         .store
         .run(move |conn| {
-            let Some((user_id, challenge)) = find_login_challenge(conn, &crypto, &token)? else {
-                return Ok(Err(SecondFactorError::UnknownChallenge));
-            };
-            let user = crate::store::users::find(conn, &user_id)?;
-            let security_row = security::find(conn, &user_id)?;
-            if let Some(retry_after) = locked_for(&user, &security_row, now()) {
-                return Ok(Err(SecondFactorError::Locked { retry_after }));
-            }
-            match verify_code(conn, &crypto, &user_id, &code) {
-                Ok(_) => {
-                    if !complete_login_challenge(conn, &crypto, &token)? {
-                        return Ok(Err(SecondFactorError::UnknownChallenge));
+            write_transaction(conn, |conn| {
+                let Some((user_id, challenge)) = find_login_challenge(conn, &crypto, &token)?
+                else {
+                    return Ok(Err(SecondFactorError::UnknownChallenge));
+                };
+                let user = crate::store::users::find(conn, &user_id)?;
+                let security_row = security::find(conn, &user_id)?;
+                if let Some(retry_after) = locked_for(&user, &security_row, now()) {
+                    return Ok(Err(SecondFactorError::Locked { retry_after }));
+                }
+                match verify_code(conn, &crypto, &user_id, &code) {
+                    Ok(factor) => {
+                        if !complete_login_challenge(conn, &crypto, &token)? {
+                            return Ok(Err(SecondFactorError::UnknownChallenge));
+                        }
+                        record_success(conn, &user_id)?;
+                        if factor == Factor::RecoveryCode {
+                            let remaining = rows::unused_recovery_codes(conn, &user_id)?;
+                            audit::record(
+                                conn,
+                                &on_behalf_of(&attempt.actor, &user_id),
+                                AuditEvent::new("mfa_recovery_code_used", "users", Some(&user_id))
+                                    .info(json!({
+                                        "remaining": remaining,
+                                        "client_id": attempt.client_id,
+                                    })),
+                            )?;
+                        }
+                        Ok(Ok((user_id, challenge)))
                     }
-                    record_success(conn, &user_id)?;
-                    Ok(Ok((user_id, challenge)))
+                    Err(MfaError::WrongCode) => {
+                        tracing::info!(target: "latchkey::security", event = "mfa_failed", %user_id, "wrong second-factor code");
+                        let locked = record_failure(
+                            conn,
+                            &crypto,
+                            &rules,
+                            &attempt,
+                            &user_id,
+                            Failure::SecondFactor,
+                        )?;
+                        Ok(Err(match locked {
+                            Some(retry_after) => SecondFactorError::Locked { retry_after },
+                            None => SecondFactorError::WrongCode,
+                        }))
+                    }
+                    Err(MfaError::Store(e)) => Err(e),
+                    Err(_) => Ok(Err(SecondFactorError::UnknownChallenge)),
                 }
-                Err(MfaError::WrongCode) => {
-                    tracing::info!(target: "latchkey::security", event = "mfa_failed", %user_id, "wrong second-factor code");
-                    Ok(Err(match record_failure(conn, &rules, &user_id)? {
-                        Some(retry_after) => SecondFactorError::Locked { retry_after },
-                        None => SecondFactorError::WrongCode,
-                    }))
-                }
-                Err(MfaError::Store(e)) => Err(e),
-                Err(_) => Ok(Err(SecondFactorError::UnknownChallenge)),
-            }
+            })
         })
         .await
         .map_err(|e| SecondFactorError::Internal(e.into()))?

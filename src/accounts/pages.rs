@@ -11,6 +11,7 @@ use crate::accounts::login::{CredentialError, confirm_password};
 use crate::accounts::mfa::{self, MfaError};
 use crate::accounts::profile;
 use crate::accounts::recovery::{self, RecoveryError, Verified};
+use crate::api::extract::actor;
 use crate::api::mfa::notify;
 use crate::events::email::EmailKind;
 use crate::http::endpoint;
@@ -190,11 +191,12 @@ async fn mfa_confirm(
     };
     let handles = state.handles();
     let (token, code) = (form.setup_token.clone(), form.code.clone());
+    let by = actor(&http, Some(&user_id));
     let outcome = state
         .store
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                match mfa::confirm_setup(conn, &handles.crypto, &token, &code) {
+                match mfa::confirm_setup(conn, &handles.crypto, &token, &code, &by) {
                     Ok(confirmed_for) => {
                         notify(conn, &handles, &confirmed_for, EmailKind::MfaEnabled)?;
                         Ok(Ok(confirmed_for))
@@ -285,7 +287,8 @@ async fn mfa_disable(
     let Some(user_id) = signed_in(&state, &http).await? else {
         return Ok(to_login());
     };
-    if let Err(error) = confirm_password(&state, &user_id, &form.password).await {
+    let by = actor(&http, Some(&user_id));
+    if let Err(error) = confirm_password(&state, &user_id, &form.password, &by).await {
         return password_refused(&state, &http, &user_id, error).await;
     }
     let handles = state.handles();
@@ -293,7 +296,7 @@ async fn mfa_disable(
     state
         .store
         .run(move |conn| {
-            write_transaction(conn, |conn| match mfa::disable(conn, &id) {
+            write_transaction(conn, |conn| match mfa::disable(conn, &id, &by) {
                 Ok(()) => notify(conn, &handles, &id, EmailKind::MfaDisabled),
                 Err(MfaError::Store(e)) => Err(e),
                 Err(_) => Ok(()),
@@ -314,7 +317,8 @@ async fn mfa_recovery_codes(
     let Some(user_id) = signed_in(&state, &http).await? else {
         return Ok(to_login());
     };
-    if let Err(error) = confirm_password(&state, &user_id, &form.password).await {
+    let by = actor(&http, Some(&user_id));
+    if let Err(error) = confirm_password(&state, &user_id, &form.password, &by).await {
         return password_refused(&state, &http, &user_id, error).await;
     }
     let handles = state.handles();
@@ -323,7 +327,7 @@ async fn mfa_recovery_codes(
         .store
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                match mfa::regenerate_recovery_codes(conn, &handles.crypto, &id) {
+                match mfa::regenerate_recovery_codes(conn, &handles.crypto, &id, &by) {
                     Ok(codes) => {
                         notify(conn, &handles, &id, EmailKind::RecoveryCodesRegenerated)?;
                         Ok(Some(codes))
@@ -393,7 +397,7 @@ async fn verify_email(
     payload: web::Payload,
 ) -> Result<HttpResponse, PageError> {
     let form: TokenForm = read_form(&state, &http, payload).await?;
-    match recovery::verify_email(&state, &form.token).await {
+    match recovery::verify_email(&state, &form.token, &actor(&http, None)).await {
         Ok(Verified::Email) => Ok(notice(
             StatusCode::OK,
             "Address confirmed",
@@ -486,7 +490,14 @@ async fn reset_password(
             Some("The two passwords differ."),
         ));
     }
-    match recovery::reset_password(&state, &form.token, SecretString::from(form.new_password)).await
+    let by = actor(&http, None);
+    match recovery::reset_password(
+        &state,
+        &form.token,
+        SecretString::from(form.new_password),
+        &by,
+    )
+    .await
     {
         Ok(()) => Ok(notice(
             StatusCode::OK,

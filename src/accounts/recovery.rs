@@ -1,14 +1,20 @@
 //! Getting back into an account, and proving an address: email verification, password reset
 //! and email change. Each link carries a single-use token stored as a keyed hash, with a
-//! lifetime from the settings; every mail is queued in the same transaction as its token.
+//! lifetime from the settings; every mail is queued in the same transaction as its token, and
+//! every step that changes something is written to the audit log in that transaction too.
 
 use secrecy::SecretString;
+use serde_json::json;
 
+use crate::accounts::login::on_behalf_of;
 use crate::accounts::policy::check_new_password;
+use crate::accounts::users::webhook_user;
 use crate::domain::{PlainToken, Timestamp, now};
+use crate::events::audit::{self, Actor, AuditEvent};
 use crate::events::email::{self, EmailKind, EmailRequest};
+use crate::events::webhooks;
 use crate::paths;
-use crate::sessions::revoke::end_other_sessions;
+use crate::sessions::revoke::{Revocation, end_other_sessions};
 use crate::startup::{AppState, Handles};
 use crate::store::account_tokens::{self as tokens, AccountTokenRow};
 use crate::store::security;
@@ -126,11 +132,13 @@ pub async fn send_verification(state: &AppState, user_id: &str) -> anyhow::Resul
         .await?)
 }
 
-/// Starts a password reset for the account with this address, if it exists and is active.
+/// Starts a password reset for the account with this address, if it exists and is active
+/// (`password_reset_requested` in the audit log, by the account from the request's address).
 /// Says nothing about whether it did (the caller always answers the same).
-pub async fn request_reset(state: &AppState, address: &str) -> anyhow::Result<()> {
+pub async fn request_reset(state: &AppState, address: &str, actor: &Actor) -> anyhow::Result<()> {
     let shared = state.handles();
     let address = address.trim().to_lowercase();
+    let actor = actor.clone();
     state
         .store
         .run(move |conn| {
@@ -149,6 +157,12 @@ pub async fn request_reset(state: &AppState, address: &str) -> anyhow::Result<()
                     &user.email,
                     &user,
                     EmailKind::ResetPassword { link },
+                )?;
+                audit::record(
+                    conn,
+                    &on_behalf_of(&actor, &user.id),
+                    AuditEvent::new("password_reset_requested", "users", Some(&user.id))
+                        .info(json!({"email": user.email})),
                 )?;
                 Ok(())
             })
@@ -177,11 +191,13 @@ pub async fn reset_token_expiry(
 }
 
 /// Sets a new password with a reset token: the token is spent, the lockout cleared, and every
-/// session and refresh token of the account revoked.
+/// session and refresh token of the account revoked; `password_reset` in the audit log, by the
+/// account from the request's address.
 pub async fn reset_password(
     state: &AppState,
     token: &str,
     new_password: SecretString,
+    actor: &Actor,
 ) -> Result<(), RecoveryError> {
     use secrecy::ExposeSecret;
     let hash = state.crypto.hash_token(token).0;
@@ -205,6 +221,7 @@ pub async fn reset_password(
     .map_err(RecoveryError::WeakPassword)?;
     let password_hash = state.passwords.hash(new_password).await?;
     let shared = state.handles();
+    let actor = on_behalf_of(actor, &user.id);
     let spent = state
         .store
         .run(move |conn| {
@@ -220,14 +237,25 @@ pub async fn reset_password(
                 row.failed_login_window_start = None;
                 row.locked_until = None;
                 security::save(conn, &row)?;
-                end_other_sessions(
+                let ended = end_other_sessions(
                     conn,
                     &shared.crypto,
                     &user.id,
                     None,
                     None,
-                    "password reset",
-                    at,
+                    &Revocation {
+                        actor: &actor,
+                        reason: "password reset",
+                        at,
+                    },
+                )?;
+                audit::record(
+                    conn,
+                    &actor,
+                    AuditEvent::new("password_reset", "users", Some(&user.id)).info(json!({
+                        "method": "email link",
+                        "sessions_ended": ended.sessions.len(),
+                    })),
                 )?;
                 mail(
                     conn,
@@ -256,11 +284,18 @@ pub enum Verified {
     ChangedEmail(String),
 }
 
-/// Confirms an address with a verification or email-change token.
-pub async fn verify_email(state: &AppState, token: &str) -> Result<Verified, RecoveryError> {
+/// Confirms an address with a verification or email-change token: `email_verified`, or
+/// `email_changed` with the old and new address, in the audit log (by the account, from the
+/// request's address), and `user.updated` to the webhooks.
+pub async fn verify_email(
+    state: &AppState,
+    token: &str,
+    actor: &Actor,
+) -> Result<Verified, RecoveryError> {
     let hash = state.crypto.hash_token(token).0;
     let shared = state.handles();
-    let outcome = state
+    let actor = actor.clone();
+    state
         .store
         .run(move |conn| {
             write_transaction(conn, |conn| {
@@ -274,9 +309,34 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<Verified, Rec
                     return Ok(Err(RecoveryError::InvalidToken));
                 }
                 let user = users::find(conn, &row.user_id)?;
+                // The address the person had when they acted.
+                let actor = Actor {
+                    email: Some(user.email.clone()),
+                    ..on_behalf_of(&actor, &user.id)
+                };
                 match row.new_email {
                     None => {
                         users::verify_email(conn, &user.id, None, at)?;
+                        audit::record(
+                            conn,
+                            &actor,
+                            AuditEvent::new("email_verified", "users", Some(&user.id))
+                                .values(
+                                    Some(json!({"email_verified": user.email_verified})),
+                                    Some(json!({"email_verified": true})),
+                                )
+                                .info(json!({"email": user.email})),
+                        )?;
+                        let updated = users::find(conn, &user.id)?;
+                        webhooks::emit(
+                            conn,
+                            &shared.crypto,
+                            "user.updated",
+                            json!({
+                                "user": webhook_user(&updated),
+                                "changes": ["email_verified"],
+                            }),
+                        )?;
                         Ok(Ok(Verified::Email))
                     }
                     Some(new_email) => {
@@ -284,6 +344,21 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<Verified, Rec
                             return Ok(Err(RecoveryError::EmailTaken));
                         }
                         users::verify_email(conn, &user.id, Some(&new_email), at)?;
+                        audit::record(
+                            conn,
+                            &actor,
+                            AuditEvent::new("email_changed", "users", Some(&user.id)).values(
+                                Some(json!({"email": user.email})),
+                                Some(json!({"email": new_email})),
+                            ),
+                        )?;
+                        let updated = users::find(conn, &user.id)?;
+                        webhooks::emit(
+                            conn,
+                            &shared.crypto,
+                            "user.updated",
+                            json!({"user": webhook_user(&updated), "changes": ["email"]}),
+                        )?;
                         mail(
                             conn,
                             &shared,
@@ -298,20 +373,21 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<Verified, Rec
                 }
             })
         })
-        .await?;
-    outcome
+        .await?
 }
 
 /// Starts a change of address: a link to the new address confirms it; until then the old one
-/// stays.
+/// stays (`email_change_requested` in the audit log).
 pub async fn request_email_change(
     state: &AppState,
     user_id: &str,
     new_email: &str,
+    actor: &Actor,
 ) -> Result<(), RecoveryError> {
     let shared = state.handles();
     let (id, new_email) = (user_id.to_owned(), new_email.to_owned());
-    let outcome = state
+    let actor = on_behalf_of(actor, user_id);
+    state
         .store
         .run(move |conn| {
             write_transaction(conn, |conn| {
@@ -332,9 +408,33 @@ pub async fn request_email_change(
                         new_email: new_email.clone(),
                     },
                 )?;
+                audit::record(
+                    conn,
+                    &actor,
+                    AuditEvent::new("email_change_requested", "users", Some(&id))
+                        .info(json!({"email": user.email, "new_email": new_email})),
+                )?;
                 Ok(Ok(()))
             })
         })
-        .await?;
-    outcome
+        .await?
+}
+
+/// Queues the welcome mail of an account an administrator created. With `set_password_link`
+/// it carries a single-use link (a reset token living `welcome_token_ttl_secs`) to choose the
+/// first password. Call it inside the transaction that creates the account.
+pub fn queue_welcome(
+    conn: &mut AnyConnection,
+    state: &Handles,
+    user: &UserRow,
+    set_password_link: bool,
+) -> Result<(), StoreError> {
+    let link = if set_password_link {
+        let ttl = state.settings.accounts.welcome_token_ttl_secs;
+        let token = new_token(conn, state, &user.id, RESET_PASSWORD, None, ttl)?;
+        Some(link(state, paths::ACCOUNT_RESET_PASSWORD, &token))
+    } else {
+        None
+    };
+    mail(conn, state, &user.email, user, EmailKind::Welcome { link })
 }

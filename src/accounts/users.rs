@@ -124,3 +124,19 @@ pub fn create_user(
         })
     })
 }
+
+/// A user as the webhooks of the contract carry it (`user.created`, `user.updated`,
+/// `user.login`, `user.locked`, ...): identity and names, never a secret.
+pub fn webhook_user(user: &UserRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "status": user.status,
+        "created_at": Timestamp(user.created_at),
+        "updated_at": Timestamp(user.updated_at),
+    })
+}

@@ -8,23 +8,25 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::accounts::first_party::{self, ApiLogin, FIRST_PARTY_CLIENT_ID};
-use crate::accounts::login::{CredentialError, verify_credentials};
+use crate::accounts::login::{Attempt, CredentialError, on_behalf_of, verify_credentials};
 use crate::accounts::mfa::{self, LoginChallenge};
 use crate::accounts::policy::check_new_password;
 use crate::accounts::profile::{self, Profile};
-use crate::accounts::users::{CreateUserError, NewUser, create_user};
+use crate::accounts::users::{CreateUserError, NewUser, create_user, webhook_user};
 use crate::api::error::{ApiError, FieldError};
-use crate::api::extract::{ApiJson, Authenticated, OptionalJson};
+use crate::api::extract::{ApiJson, Authenticated, OptionalJson, actor};
 use crate::domain::{ACR_PASSWORD, Email, Scope, Timestamp, Username, now};
+use crate::events::audit::{self, AuditEvent};
+use crate::events::webhooks;
 use crate::oauth::clients::find_client;
 use crate::oauth::error::ErrorCode;
 use crate::oauth::issue::{Authentication, TokenContext, load_subject, mint_access_token};
 use crate::oauth::params::Params;
 use crate::sessions::browser::ClientInfo;
-use crate::sessions::revoke::{end_other_sessions, end_session};
+use crate::sessions::revoke::{Revocation, end_other_sessions, end_session};
 use crate::startup::AppState;
 use crate::store::grants;
-use crate::store::{StoreError, from_json};
+use crate::store::{StoreError, from_json, write_transaction};
 
 /// Trims a field and treats an empty one as absent.
 pub fn present(value: &Option<String>) -> Option<&str> {
@@ -56,9 +58,11 @@ pub fn name_field(
     Some(value.to_owned())
 }
 
-/// `POST /api/v1/auth/register`: creates an account with the `user` role.
+/// `POST /api/v1/auth/register`: creates an account with the `user` role (`user_registered`
+/// in the audit log, `user.created` to the webhooks, in the transaction that creates it).
 pub async fn register(
     state: web::Data<AppState>,
+    http: HttpRequest,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();
@@ -108,10 +112,11 @@ pub async fn register(
         return Err(ApiError::validation(errors));
     };
     let hash = state.passwords.hash(password).await?;
+    let (by, crypto) = (actor(&http, None), state.crypto.clone());
     let created = state
         .store
         .run(move |conn| {
-            crate::store::write_transaction(conn, |conn| {
+            write_transaction(conn, |conn| {
                 let created = create_user(
                     conn,
                     NewUser {
@@ -137,6 +142,29 @@ pub async fn register(
                         },
                     )?;
                 }
+                let user = crate::store::users::find(conn, &created.id)?;
+                audit::record(
+                    conn,
+                    &on_behalf_of(&by, &user.id),
+                    AuditEvent::new("user_registered", "users", Some(&user.id))
+                        .values(
+                            None,
+                            Some(json!({
+                                "username": user.username,
+                                "email": user.email,
+                                "first_name": user.first_name,
+                                "last_name": user.last_name,
+                                "roles": created.roles,
+                            })),
+                        )
+                        .info(json!({"method": "self-service"})),
+                )?;
+                webhooks::emit(
+                    conn,
+                    &crypto,
+                    "user.created",
+                    json!({ "user": webhook_user(&user) }),
+                )?;
                 Ok::<_, StoreError>(Ok(created))
             })
         })
@@ -279,7 +307,11 @@ pub async fn login(
         return Err(invalid_credentials());
     }
     let password = SecretString::from(body.password.unwrap_or_default());
-    let verified = verify_credentials(&state, &login, password)
+    let attempt = Attempt {
+        actor: actor(&http, None),
+        client_id: Some(first_party::FIRST_PARTY_CLIENT_ID.to_owned()),
+    };
+    let verified = verify_credentials(&state, &login, password, &attempt)
         .await
         .map_err(credential_error)?;
     if verified.security.mfa_enabled {
@@ -305,7 +337,7 @@ pub async fn login(
         &["pwd"],
         ACR_PASSWORD,
         body.remember_me,
-        ClientInfo::of(&http),
+        &attempt,
     )
     .await?;
     crate::accounts::devices::note_sign_in(&state, &verified.user, &ClientInfo::of(&http)).await?;
@@ -343,7 +375,10 @@ pub async fn refresh(
     };
     if let Some(refresh_token) = present(&body.refresh_token) {
         let params = Params::from_pairs(&[("refresh_token", refresh_token)]);
-        return match crate::oauth::token::refresh_token::refresh(&state, &client, &params).await {
+        let by = actor(&http, None);
+        return match crate::oauth::token::refresh_token::refresh_as(&state, &client, &params, &by)
+            .await
+        {
             Ok(tokens) => Ok(no_store(HttpResponse::Ok()).json(json!({
                 "access_token": tokens.access_token,
                 "refresh_token": tokens.refresh_token,
@@ -436,9 +471,11 @@ pub struct LogoutRequest {
     refresh_token: Option<String>,
 }
 
-/// `POST /api/v1/auth/logout`: ends the caller's session, or all of them.
+/// `POST /api/v1/auth/logout`: ends the caller's session, or all of them (`logout` in the audit
+/// log, and `session_revoked` for each session ended, in one transaction).
 pub async fn logout(
     state: web::Data<AppState>,
+    http: HttpRequest,
     caller: Authenticated,
     OptionalJson(body): OptionalJson<LogoutRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -447,37 +484,52 @@ pub async fn logout(
     let all = body.all_devices;
     let presented_refresh = present(&body.refresh_token).map(|t| state.crypto.hash_token(t).0);
     let crypto = state.crypto.clone();
+    let by = caller.actor(&http);
     let ended = state
         .store
         .run(move |conn| {
-            let at = now();
-            if let Some(hash) = presented_refresh {
-                if let Ok(row) = grants::find_refresh_token(conn, &hash) {
+            write_transaction(conn, |conn| {
+                let at = now();
+                let revocation = Revocation {
+                    actor: &by,
+                    reason: if all {
+                        "logout from all devices"
+                    } else {
+                        "logout"
+                    },
+                    at,
+                };
+                if let Some(hash) = presented_refresh
+                    && let Ok(row) = grants::find_refresh_token(conn, &hash)
+                {
                     let grant = grants::find_grant(conn, &row.grant_id)?;
                     if grant.user_id == user_id {
                         grants::revoke_grant(conn, &grant.id, "logout", at)?;
                     }
                 }
-            }
-            if all {
-                return end_other_sessions(
+                let ended = if all {
+                    end_other_sessions(conn, &crypto, &user_id, None, None, &revocation)?
+                } else {
+                    match (&claims.sid, &claims.gid) {
+                        (Some(sid), _) => end_session(conn, &crypto, sid, false, &revocation)?,
+                        (None, Some(gid)) => {
+                            grants::revoke_grant(conn, gid, "logout", at)?;
+                            Default::default()
+                        }
+                        (None, None) => Default::default(),
+                    }
+                };
+                audit::record(
                     conn,
-                    &crypto,
-                    &user_id,
-                    None,
-                    None,
-                    "logout from all devices",
-                    at,
-                );
-            }
-            match (&claims.sid, &claims.gid) {
-                (Some(sid), _) => end_session(conn, &crypto, sid, false, "logout", at),
-                (None, Some(gid)) => {
-                    grants::revoke_grant(conn, gid, "logout", at)?;
-                    Ok(Default::default())
-                }
-                (None, None) => Ok(Default::default()),
-            }
+                    &by,
+                    AuditEvent::new("logout", "sessions", claims.sid.as_deref()).info(json!({
+                        "client_id": claims.client_id,
+                        "all_devices": all,
+                        "sessions_ended": ended.sessions.len(),
+                    })),
+                )?;
+                Ok(ended)
+            })
         })
         .await?;
     tracing::info!(target: "latchkey::security", event = "logout", sessions = ended.sessions.len(), grants = ended.grants.len(), "logout");

@@ -6,12 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::accounts::first_party;
-use crate::accounts::login::CredentialError;
+use crate::accounts::first_party::{self, FIRST_PARTY_CLIENT_ID};
+use crate::accounts::login::{Attempt, CredentialError};
 use crate::accounts::mfa::{self, MfaError, SecondFactorError};
 use crate::api::auth::{credential_error, login_json, no_store, present};
 use crate::api::error::{ApiError, FieldError};
-use crate::api::extract::{ApiJson, Authenticated};
+use crate::api::extract::{ApiJson, Authenticated, actor};
 use crate::api::recovery::confirm_password;
 use crate::domain::ACR_MFA;
 use crate::events::email::{self, EmailKind, EmailRequest};
@@ -119,6 +119,7 @@ pub struct VerifySetupRequest {
 /// `POST /auth/mfa/verify-setup`: a code from the authenticator turns MFA on.
 pub async fn verify_setup(
     state: web::Data<AppState>,
+    http: HttpRequest,
     ApiJson(body): ApiJson<VerifySetupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();
@@ -136,11 +137,13 @@ pub async fn verify_setup(
         body.code.unwrap_or_default(),
     );
     let handles = state.handles();
+    // The setup token says whose account it is.
+    let by = actor(&http, None);
     let user_id = state
         .store
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                match mfa::confirm_setup(conn, &handles.crypto, &token, &code) {
+                match mfa::confirm_setup(conn, &handles.crypto, &token, &code, &by) {
                     Ok(user_id) => {
                         notify(conn, &handles, &user_id, EmailKind::MfaEnabled)?;
                         Ok(Ok(user_id))
@@ -188,14 +191,18 @@ pub async fn verify(
         body.mfa_token.unwrap_or_default(),
         body.code.unwrap_or_default(),
     );
-    let (user_id, challenge) = complete_second_factor(&state, &token, &code).await?;
+    let attempt = Attempt {
+        actor: actor(&http, None),
+        client_id: Some(FIRST_PARTY_CLIENT_ID.to_owned()),
+    };
+    let (user_id, challenge) = complete_second_factor(&state, &token, &code, &attempt).await?;
     let issued = first_party::start_session(
         &state,
         &user_id,
         &["pwd", "otp"],
         ACR_MFA,
         challenge.remember_me,
-        ClientInfo::of(&http),
+        &attempt,
     )
     .await?;
     crate::accounts::devices::note_sign_in(&state, &issued.subject.user, &ClientInfo::of(&http))
@@ -209,8 +216,9 @@ async fn complete_second_factor(
     state: &AppState,
     mfa_token: &str,
     code: &str,
+    attempt: &Attempt,
 ) -> Result<(String, mfa::LoginChallenge), ApiError> {
-    match mfa::complete_second_factor(state, mfa_token, code).await {
+    match mfa::complete_second_factor(state, mfa_token, code, attempt).await {
         Ok(done) => Ok(done),
         Err(SecondFactorError::UnknownChallenge) => Err(mfa_error(MfaError::UnknownChallenge)),
         Err(SecondFactorError::WrongCode) => Err(mfa_error(MfaError::WrongCode)),
@@ -238,18 +246,20 @@ fn password_of(body: &PasswordRequest) -> Result<&str, ApiError> {
 /// `POST /auth/mfa/disable` (needs the password).
 pub async fn disable(
     state: web::Data<AppState>,
+    http: HttpRequest,
     caller: Authenticated,
     ApiJson(body): ApiJson<PasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("profile:write")?;
     let user_id = caller.user_id()?.to_owned();
-    confirm_password(&state, &user_id, password_of(&body)?).await?;
+    let by = caller.actor(&http);
+    confirm_password(&state, &user_id, password_of(&body)?, &by).await?;
     let handles = state.handles();
     let id = user_id.clone();
     state
         .store
         .run(move |conn| {
-            write_transaction(conn, |conn| match mfa::disable(conn, &id) {
+            write_transaction(conn, |conn| match mfa::disable(conn, &id, &by) {
                 Ok(()) => {
                     notify(conn, &handles, &id, EmailKind::MfaDisabled)?;
                     Ok(Ok(()))
@@ -267,19 +277,21 @@ pub async fn disable(
 /// `POST /auth/mfa/recovery-codes` (needs the password): ten new codes replace the old ones.
 pub async fn regenerate_recovery_codes(
     state: web::Data<AppState>,
+    http: HttpRequest,
     caller: Authenticated,
     ApiJson(body): ApiJson<PasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("profile:write")?;
     let user_id = caller.user_id()?.to_owned();
-    confirm_password(&state, &user_id, password_of(&body)?).await?;
+    let by = caller.actor(&http);
+    confirm_password(&state, &user_id, password_of(&body)?, &by).await?;
     let handles = state.handles();
     let id = user_id.clone();
     let codes = state
         .store
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                match mfa::regenerate_recovery_codes(conn, &handles.crypto, &id) {
+                match mfa::regenerate_recovery_codes(conn, &handles.crypto, &id, &by) {
                     Ok(codes) => {
                         notify(conn, &handles, &id, EmailKind::RecoveryCodesRegenerated)?;
                         Ok(Ok(codes))

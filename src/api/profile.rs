@@ -1,24 +1,30 @@
 //! The caller's own profile: seed 002's `/me` (camelCase), seed 000's `/users/profile` (with
 //! preferences), and the password change of seeds 000 and 001. One profile model behind all.
+//! Every change is written to the audit log (and a profile change reported to the
+//! `user.updated` webhooks) in the transaction that makes it.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::accounts::policy::check_new_password;
 use crate::accounts::profile::{self, Profile};
+use crate::accounts::users::webhook_user;
 use crate::api::auth::{name_field, profile_json};
 use crate::api::error::{ApiError, FieldError};
 use crate::api::extract::{ApiJson, Authenticated};
 use crate::api::mfa::notify;
 use crate::api::recovery::{confirm_password, new_password_pair};
+use crate::crypto::Crypto;
 use crate::domain::{Timestamp, now};
+use crate::events::audit::{self, Actor, AuditEvent};
 use crate::events::email::EmailKind;
-use crate::sessions::revoke::end_other_sessions;
+use crate::events::webhooks;
+use crate::sessions::revoke::{Revocation, end_other_sessions};
 use crate::startup::AppState;
-use crate::store::users::{self, ProfileChanges};
-use crate::store::{security, to_json, write_transaction};
+use crate::store::users::{self, ProfileChanges, UserRow};
+use crate::store::{AnyConnection, StoreError, from_json, security, to_json, write_transaction};
 
 async fn load(state: &AppState, user_id: &str) -> Result<Profile, ApiError> {
     let id = user_id.to_owned();
@@ -87,6 +93,7 @@ fn text_change(
 /// `PATCH /api/v1/me`.
 pub async fn patch_me(
     state: web::Data<AppState>,
+    http: HttpRequest,
     caller: Authenticated,
     ApiJson(body): ApiJson<MePatch>,
 ) -> Result<HttpResponse, ApiError> {
@@ -102,12 +109,83 @@ pub async fn patch_me(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let id = user_id.clone();
+    update_profile(&state, &user_id, changes, caller.actor(&http)).await?;
+    Ok(HttpResponse::Ok().json(me_json(&load(&state, &user_id).await?)))
+}
+
+/// The profile fields a person edits, as the audit log shows them (`preferences` as JSON).
+fn editable_fields(user: &UserRow) -> Vec<(&'static str, Value)> {
+    let preferences = user
+        .preferences
+        .as_deref()
+        .map(|p| from_json::<Value>("users.preferences", p).unwrap_or(Value::Null))
+        .unwrap_or(Value::Null);
+    vec![
+        ("first_name", json!(user.first_name)),
+        ("last_name", json!(user.last_name)),
+        ("display_name", json!(user.display_name)),
+        ("bio", json!(user.bio)),
+        ("preferences", preferences),
+    ]
+}
+
+/// Applies a self-service profile change; when it changed anything, writes `profile_updated`
+/// with the old and new values of the changed fields and queues `user.updated`, in one
+/// transaction.
+async fn update_profile(
+    state: &AppState,
+    user_id: &str,
+    changes: ProfileChanges,
+    actor: Actor,
+) -> Result<(), StoreError> {
+    let (id, crypto) = (user_id.to_owned(), state.crypto.clone());
     state
         .store
-        .run(move |conn| users::update_profile(conn, &id, &changes))
-        .await?;
-    Ok(HttpResponse::Ok().json(me_json(&load(&state, &user_id).await?)))
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let before = users::find(conn, &id)?;
+                users::update_profile(conn, &id, &changes)?;
+                let after = users::find(conn, &id)?;
+                record_profile_change(conn, &crypto, &actor, &before, &after)
+            })
+        })
+        .await
+}
+
+fn record_profile_change(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    actor: &Actor,
+    before: &UserRow,
+    after: &UserRow,
+) -> Result<(), StoreError> {
+    let (mut old, mut new, mut changed) = (Map::new(), Map::new(), Vec::new());
+    for ((name, was), (_, now_is)) in editable_fields(before)
+        .into_iter()
+        .zip(editable_fields(after))
+    {
+        if was != now_is {
+            old.insert(name.to_owned(), was);
+            new.insert(name.to_owned(), now_is);
+            changed.push(name);
+        }
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    audit::record(
+        conn,
+        actor,
+        AuditEvent::new("profile_updated", "users", Some(&after.id))
+            .values(Some(Value::Object(old)), Some(Value::Object(new))),
+    )?;
+    webhooks::emit(
+        conn,
+        crypto,
+        "user.updated",
+        json!({"user": webhook_user(after), "changes": changed}),
+    )?;
+    Ok(())
 }
 
 /// `GET /api/v1/users/profile`.
@@ -134,6 +212,7 @@ const MAX_PREFERENCES_BYTES: usize = 16 * 1024;
 /// `PUT /api/v1/users/profile`.
 pub async fn put_profile(
     state: web::Data<AppState>,
+    http: HttpRequest,
     caller: Authenticated,
     ApiJson(body): ApiJson<ProfileUpdate>,
 ) -> Result<HttpResponse, ApiError> {
@@ -167,11 +246,7 @@ pub async fn put_profile(
         updated_at: Some(now()),
         ..Default::default()
     };
-    let id = user_id.clone();
-    state
-        .store
-        .run(move |conn| users::update_profile(conn, &id, &changes))
-        .await?;
+    update_profile(&state, &user_id, changes, caller.actor(&http)).await?;
     Ok(HttpResponse::Ok().json(profile_json(&load(&state, &user_id).await?)))
 }
 
@@ -188,6 +263,7 @@ pub struct ChangePasswordRequest {
 /// token of the account is revoked; this one stays.
 pub async fn change_password(
     state: web::Data<AppState>,
+    http: HttpRequest,
     caller: Authenticated,
     ApiJson(body): ApiJson<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -214,10 +290,12 @@ pub async fn change_password(
         state.settings.accounts.password_min_strength,
     )
     .map_err(|problem| ApiError::validation(vec![FieldError::new("new_password", problem)]))?;
+    let by = caller.actor(&http);
     confirm_password(
         &state,
         &user_id,
         body.current_password.as_deref().unwrap_or_default(),
+        &by,
     )
     .await?;
     let hash = state
@@ -245,8 +323,17 @@ pub async fn change_password(
                     &id,
                     sid.as_deref(),
                     gid.as_deref(),
-                    "password changed",
-                    at,
+                    &Revocation {
+                        actor: &by,
+                        reason: "password changed",
+                        at,
+                    },
+                )?;
+                audit::record(
+                    conn,
+                    &by,
+                    AuditEvent::new("password_changed", "users", Some(&id))
+                        .info(json!({"sessions_ended": ended.sessions.len()})),
                 )?;
                 notify(conn, &handles, &id, EmailKind::PasswordChanged)?;
                 Ok(ended)

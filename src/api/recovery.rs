@@ -2,7 +2,7 @@
 //! re-send the email verification, and `/users/change-email`.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
@@ -10,8 +10,9 @@ use serde_json::json;
 use crate::accounts::recovery::{self, RecoveryError, Verified};
 use crate::api::auth::{credential_error, present};
 use crate::api::error::{ApiError, FieldError};
-use crate::api::extract::{ApiJson, Authenticated};
+use crate::api::extract::{ApiJson, Authenticated, actor};
 use crate::domain::Email;
+use crate::events::audit::Actor;
 use crate::startup::AppState;
 
 fn recovery_error(error: RecoveryError) -> ApiError {
@@ -41,13 +42,14 @@ pub struct ForgotRequest {
 /// `POST /auth/forgot-password`: always 200, saying nothing about whether the account exists.
 pub async fn forgot_password(
     state: web::Data<AppState>,
+    http: HttpRequest,
     ApiJson(body): ApiJson<ForgotRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let address = present(&body.email)
         .ok_or_else(|| ApiError::validation(vec![FieldError::new("email", "is required")]))?;
     let address = Email::parse(address)
         .map_err(|e| ApiError::validation(vec![FieldError::new("email", e.0)]))?;
-    recovery::request_reset(&state, address.as_str()).await?;
+    recovery::request_reset(&state, address.as_str(), &actor(&http, None)).await?;
     Ok(HttpResponse::Ok().json(json!({
         "message": "Password reset email sent if account exists",
     })))
@@ -117,6 +119,7 @@ pub fn new_password_pair(
 /// `POST /auth/reset-password`.
 pub async fn reset_password(
     state: web::Data<AppState>,
+    http: HttpRequest,
     ApiJson(body): ApiJson<ResetRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();
@@ -128,19 +131,25 @@ pub async fn reset_password(
     else {
         return Err(ApiError::validation(errors));
     };
-    recovery::reset_password(&state, token, SecretString::from(password))
-        .await
-        .map_err(recovery_error)?;
+    recovery::reset_password(
+        &state,
+        token,
+        SecretString::from(password),
+        &actor(&http, None),
+    )
+    .await
+    .map_err(recovery_error)?;
     Ok(HttpResponse::Ok().json(json!({ "message": "Password reset successfully" })))
 }
 
 /// `POST /auth/verify-email`.
 pub async fn verify_email(
     state: web::Data<AppState>,
+    http: HttpRequest,
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let token = token_of(&body)?;
-    let verified = recovery::verify_email(&state, token)
+    let verified = recovery::verify_email(&state, token, &actor(&http, None))
         .await
         .map_err(recovery_error)?;
     Ok(HttpResponse::Ok().json(match verified {
@@ -174,13 +183,15 @@ pub struct ChangeEmailRequest {
     password: Option<String>,
 }
 
-/// Checks the caller's current password; a wrong one counts toward the lockout.
+/// Checks the caller's current password; a wrong one counts toward the lockout (and is written
+/// to the audit log as `actor`'s).
 pub async fn confirm_password(
     state: &AppState,
     user_id: &str,
     password: &str,
+    actor: &Actor,
 ) -> Result<(), ApiError> {
-    crate::accounts::login::confirm_password(state, user_id, password)
+    crate::accounts::login::confirm_password(state, user_id, password, actor)
         .await
         .map_err(credential_error)
 }
@@ -188,6 +199,7 @@ pub async fn confirm_password(
 /// `POST /users/change-email`: a link to the new address confirms it.
 pub async fn change_email(
     state: web::Data<AppState>,
+    http: HttpRequest,
     caller: Authenticated,
     ApiJson(body): ApiJson<ChangeEmailRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -209,13 +221,15 @@ pub async fn change_email(
     let (Some(email), true) = (email, errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
+    let by = caller.actor(&http);
     confirm_password(
         &state,
         &user_id,
         body.password.as_deref().unwrap_or_default(),
+        &by,
     )
     .await?;
-    recovery::request_email_change(&state, &user_id, email.as_str())
+    recovery::request_email_change(&state, &user_id, email.as_str(), &by)
         .await
         .map_err(recovery_error)?;
     Ok(HttpResponse::Ok().json(json!({

@@ -2,17 +2,17 @@
 //! them. Revoking one revokes its grants, so its refresh tokens stop and its access tokens are
 //! inactive at once, and its clients get back-channel logout notices.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use crate::accounts::devices::describe;
 use crate::api::error::ApiError;
 use crate::api::extract::Authenticated;
 use crate::domain::{Timestamp, now};
-use crate::sessions::revoke::{end_other_sessions, end_session};
+use crate::sessions::revoke::{Revocation, end_other_sessions, end_session};
 use crate::startup::AppState;
-use crate::store::StoreError;
 use crate::store::sessions as rows;
+use crate::store::{StoreError, write_transaction};
 
 /// `GET /api/v1/sessions`.
 pub async fn list(
@@ -50,6 +50,7 @@ pub async fn list(
 /// `DELETE /api/v1/sessions/{id}`: one of the caller's sessions (404 for anyone else's).
 pub async fn revoke(
     state: web::Data<AppState>,
+    http: HttpRequest,
     caller: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -60,21 +61,29 @@ pub async fn revoke(
         return Err(ApiError::not_found("No such session"));
     }
     let crypto = state.crypto.clone();
+    let by = caller.actor(&http);
     let ended = state
         .store
         .run(move |conn| {
-            let session = match rows::find(conn, &session_id) {
-                Ok(session) => session,
-                Err(StoreError::NotFound) => return Ok(None),
-                Err(other) => return Err(other),
-            };
-            if session.user_id != user_id
-                || session.revoked_at.is_some()
-                || session.expires_at <= now()
-            {
-                return Ok(None);
-            }
-            end_session(conn, &crypto, &session.id, true, "session revoked", now()).map(Some)
+            write_transaction(conn, |conn| {
+                let session = match rows::find(conn, &session_id) {
+                    Ok(session) => session,
+                    Err(StoreError::NotFound) => return Ok(None),
+                    Err(other) => return Err(other),
+                };
+                if session.user_id != user_id
+                    || session.revoked_at.is_some()
+                    || session.expires_at <= now()
+                {
+                    return Ok(None);
+                }
+                let revocation = Revocation {
+                    actor: &by,
+                    reason: "session revoked",
+                    at: now(),
+                };
+                end_session(conn, &crypto, &session.id, true, &revocation).map(Some)
+            })
         })
         .await?
         .ok_or_else(|| ApiError::not_found("No such session"))?;
@@ -85,6 +94,7 @@ pub async fn revoke(
 /// `DELETE /api/v1/sessions`: every session of the caller but the current one.
 pub async fn revoke_others(
     state: web::Data<AppState>,
+    http: HttpRequest,
     caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("profile:write")?;
@@ -94,18 +104,25 @@ pub async fn revoke_others(
         caller.active.claims.gid.clone(),
     );
     let crypto = state.crypto.clone();
+    let by = caller.actor(&http);
     let ended = state
         .store
         .run(move |conn| {
-            end_other_sessions(
-                conn,
-                &crypto,
-                &user_id,
-                sid.as_deref(),
-                gid.as_deref(),
-                "sessions revoked",
-                now(),
-            )
+            write_transaction(conn, |conn| {
+                let revocation = Revocation {
+                    actor: &by,
+                    reason: "sessions revoked",
+                    at: now(),
+                };
+                end_other_sessions(
+                    conn,
+                    &crypto,
+                    &user_id,
+                    sid.as_deref(),
+                    gid.as_deref(),
+                    &revocation,
+                )
+            })
         })
         .await?;
     tracing::info!(target: "latchkey::security", event = "session_revoked", count = ended.sessions.len(), "other sessions revoked");

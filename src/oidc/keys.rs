@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::crypto::Crypto;
 use crate::domain::{SigningAlg, Timestamp, now};
+use crate::events::audit::{self, Actor, AuditEvent};
 use crate::store::keys::{self as rows, ACTIVE, NEXT, RETIRED, SigningKeyRow};
 use crate::store::{AnyConnection, Store, StoreError, write_transaction};
 
@@ -95,7 +96,7 @@ pub fn verify_with(
         .map_err(|_| JwsError::Malformed)?;
     let signing_input_len = header_b64.len() + 1 + payload_b64.len();
     verifier
-        .verify(token[..signing_input_len].as_bytes(), &signature)
+        .verify(&token.as_bytes()[..signing_input_len], &signature)
         .map_err(|_| JwsError::BadSignature)?;
     let payload = URL_SAFE_NO_PAD
         .decode(payload_b64)
@@ -226,7 +227,8 @@ pub enum RotationOutcome {
 }
 
 /// Rotates `alg` now (`force`) or when its active key is older than `period_secs`.
-/// `retire_for_secs` is how long the retired key stays published.
+/// `retire_for_secs` is how long the retired key stays published. A rotation is written to the
+/// audit log (`key_rotated`, by the system, `via` the schedule) in its transaction.
 pub fn rotate(
     conn: &mut AnyConnection,
     crypto: &Crypto,
@@ -235,6 +237,39 @@ pub fn rotate(
     period_secs: u64,
     retire_for_secs: u64,
 ) -> anyhow::Result<RotationOutcome> {
+    let policy = RotationPolicy {
+        force,
+        period_secs,
+        retire_for_secs,
+        via: "schedule",
+    };
+    rotate_via(conn, crypto, alg, &policy)
+}
+
+/// When and why a rotation happens.
+#[derive(Debug, Clone, Copy)]
+struct RotationPolicy {
+    /// Rotate even if the active key is younger than the period.
+    force: bool,
+    period_secs: u64,
+    /// How long the retired key stays published.
+    retire_for_secs: u64,
+    /// What started it, for the audit log (`schedule`, `cli`).
+    via: &'static str,
+}
+
+fn rotate_via(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    alg: SigningAlg,
+    policy: &RotationPolicy,
+) -> anyhow::Result<RotationOutcome> {
+    let RotationPolicy {
+        force,
+        period_secs,
+        retire_for_secs,
+        via,
+    } = *policy;
     let active = rows::with_status(conn, alg.as_str(), ACTIVE)?;
     let at = now();
     let due = |row: &SigningKeyRow| {
@@ -244,6 +279,7 @@ pub fn rotate(
         return Ok(RotationOutcome::NotDue);
     }
     let successor = generate(alg)?;
+    let successor_kid = successor.kid.clone();
     let outcome = write_transaction(conn, |conn| {
         let active = rows::with_status(conn, alg.as_str(), ACTIVE)?;
         let next = rows::with_status(conn, alg.as_str(), NEXT)?;
@@ -269,6 +305,16 @@ pub fn rotate(
             next: successor.kid.clone(),
         };
         rows::insert(conn, &successor.into_row(crypto, NEXT, at))?;
+        audit::record(
+            conn,
+            &Actor::system(),
+            AuditEvent::new("key_rotated", "keys", Some(&next.kid)).info(serde_json::json!({
+                "alg": alg.as_str(),
+                "retired": [current.kid],
+                "next": successor_kid,
+                "via": via,
+            })),
+        )?;
         Ok::<_, StoreError>(outcome)
     });
     match outcome {
@@ -549,7 +595,8 @@ impl KeyManager {
     }
 }
 
-/// Rotates every algorithm now, for `latchkey keys rotate`. Returns what happened per algorithm.
+/// Rotates every algorithm now, for `latchkey keys rotate` (each rotation `via` the CLI in the
+/// audit log). Returns what happened per algorithm.
 pub fn rotate_all_now(
     conn: &mut AnyConnection,
     crypto: &Crypto,
@@ -557,14 +604,15 @@ pub fn rotate_all_now(
     retire_for_secs: u64,
 ) -> anyhow::Result<Vec<(SigningAlg, RotationOutcome)>> {
     ensure_keys(conn, crypto)?;
+    let policy = RotationPolicy {
+        force: true,
+        period_secs,
+        retire_for_secs,
+        via: "cli",
+    };
     SigningAlg::ALL
         .iter()
-        .map(|&alg| {
-            Ok((
-                alg,
-                rotate(conn, crypto, alg, true, period_secs, retire_for_secs)?,
-            ))
-        })
+        .map(|&alg| Ok((alg, rotate_via(conn, crypto, alg, &policy)?)))
         .collect()
 }
 

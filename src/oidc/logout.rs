@@ -6,22 +6,25 @@
 //! `post_logout_redirect_uri` (exact match) then gets the browser back, with `state` alone.
 //! Without a valid hint the person confirms first, and is never redirected: nothing proves the
 //! request came from the client. An unregistered redirect URI is an error page; nothing ends.
+//! A logout that ends a session is written to the audit log (`logout`, and `session_revoked`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::api::extract::actor;
 use crate::domain::now;
+use crate::events::audit::{self, Actor, AuditEvent};
 use crate::http::{BodyError, media_type, read_body};
 use crate::oauth::authorize::current_session;
 use crate::oauth::clients::{Client, find_client};
 use crate::oauth::params::Params;
 use crate::paths;
 use crate::sessions::browser::{self, BrowserSession};
-use crate::sessions::revoke::end_session;
+use crate::sessions::revoke::{Revocation, end_session};
 use crate::startup::AppState;
-use crate::store::{StoreError, grants, sessions as session_rows, users};
+use crate::store::{StoreError, grants, sessions as session_rows, users, write_transaction};
 use crate::web::csrf::{page_with_csrf, read_form};
 use crate::web::pages::{LogoutConfirmPage, LogoutFrame, SignedOutPage};
 use crate::web::{PageError, render};
@@ -114,9 +117,16 @@ async fn logout(
         Some(uri) => match &client {
             Some(client) if client.allows_post_logout_redirect(uri) => Some(uri.to_owned()),
             // RP-Initiated Logout §3: never redirect to an unregistered URI.
-            _ => {
+            Some(_) => {
                 return Err(bad(
                     "The post_logout_redirect_uri is not registered for this client. You are still signed in.",
+                ));
+            }
+            // §2: the URI is checked against the client the hint (or client_id) names; without
+            // one there is nothing to check it against.
+            None => {
+                return Err(bad(
+                    "A post_logout_redirect_uri needs a valid id_token_hint (or client_id) to say which application it belongs to. You are still signed in.",
                 ));
             }
         },
@@ -131,7 +141,15 @@ async fn logout(
     };
     if let (Some(hint), true) = (&hint, hint_matches_browser) {
         let ended_sid = session.as_ref().map(|s| s.id.clone()).or(hint.sid.clone());
-        let frames = end(state, ended_sid.as_deref(), Some(&hint.sub)).await?;
+        let by = actor(http, Some(&hint.sub));
+        let frames = end(
+            state,
+            &by,
+            ended_sid.as_deref(),
+            Some(&hint.sub),
+            Some(&hint.client_id),
+        )
+        .await?;
         let target = redirect.map(|uri| with_state(&uri, params.get("state")));
         return Ok(signed_out(state, &frames, target.as_deref()));
     }
@@ -212,18 +230,24 @@ pub async fn confirm(
     }
     let session = current_session(&state, &http).await?;
     let frames = match &session {
-        Some(session) => end(&state, Some(&session.id), Some(&session.user_id)).await?,
+        Some(session) => {
+            let by = actor(&http, Some(&session.user_id));
+            end(&state, &by, Some(&session.id), Some(&session.user_id), None).await?
+        }
         None => Vec::new(),
     };
     Ok(signed_out(&state, &frames, None))
 }
 
-/// Ends a session (if it is live and belongs to `sub`); returns the front-channel frames of the
-/// clients that took part in it.
+/// Ends a session (if it is live and belongs to `sub`), by `actor` at the request of
+/// `client_id` (if a client asked); returns the front-channel frames of the clients that took
+/// part in it.
 async fn end(
     state: &AppState,
+    actor: &Actor,
     session_id: Option<&str>,
     sub: Option<&str>,
+    client_id: Option<&str>,
 ) -> Result<Vec<LogoutFrame>, StoreError> {
     let Some(session_id) = session_id.map(str::to_owned) else {
         return Ok(Vec::new());
@@ -231,39 +255,56 @@ async fn end(
     let sub = sub.map(str::to_owned);
     let crypto = state.crypto.clone();
     let issuer = state.settings.issuer.clone();
+    let (by, client_id) = (actor.clone(), client_id.map(str::to_owned));
     let frames = state
         .store
         .run(move |conn| {
-            let session = match session_rows::find(conn, &session_id) {
-                Ok(session) => session,
-                Err(StoreError::NotFound) => return Ok(Vec::new()),
-                Err(other) => return Err(other),
-            };
-            if session.revoked_at.is_some() || sub.as_deref().is_some_and(|s| s != session.user_id)
-            {
-                return Ok(Vec::new());
-            }
-            let mut frames = Vec::new();
-            for client_id in grants::session_client_ids(conn, &session.id)? {
-                let Some(client) = find_client(conn, &client_id)? else {
-                    continue;
+            write_transaction(conn, |conn| {
+                let session = match session_rows::find(conn, &session_id) {
+                    Ok(session) => session,
+                    Err(StoreError::NotFound) => return Ok(Vec::new()),
+                    Err(other) => return Err(other),
                 };
-                let Some(uri) = &client.frontchannel_logout_uri else {
-                    continue;
+                if session.revoked_at.is_some()
+                    || sub.as_deref().is_some_and(|s| s != session.user_id)
+                {
+                    return Ok(Vec::new());
+                }
+                let mut frames = Vec::new();
+                for client_id in grants::session_client_ids(conn, &session.id)? {
+                    let Some(client) = find_client(conn, &client_id)? else {
+                        continue;
+                    };
+                    let Some(uri) = &client.frontchannel_logout_uri else {
+                        continue;
+                    };
+                    let Ok(mut url) = url::Url::parse(uri) else {
+                        continue;
+                    };
+                    url.query_pairs_mut()
+                        .append_pair("iss", &issuer)
+                        .append_pair("sid", &session.id);
+                    frames.push(LogoutFrame {
+                        src: url.to_string(),
+                        name: client.name.clone(),
+                    });
+                }
+                let revocation = Revocation {
+                    actor: &by,
+                    reason: "logout",
+                    at: now(),
                 };
-                let Ok(mut url) = url::Url::parse(uri) else {
-                    continue;
-                };
-                url.query_pairs_mut()
-                    .append_pair("iss", &issuer)
-                    .append_pair("sid", &session.id);
-                frames.push(LogoutFrame {
-                    src: url.to_string(),
-                    name: client.name.clone(),
-                });
-            }
-            end_session(conn, &crypto, &session.id, false, "logout", now())?;
-            Ok(frames)
+                end_session(conn, &crypto, &session.id, false, &revocation)?;
+                audit::record(
+                    conn,
+                    &by,
+                    AuditEvent::new("logout", "sessions", Some(&session.id)).info(json!({
+                        "client_id": client_id,
+                        "via": "rp-initiated logout",
+                    })),
+                )?;
+                Ok(frames)
+            })
         })
         .await?;
     tracing::info!(target: "latchkey::security", event = "logout", frames = frames.len(), "RP-initiated logout");

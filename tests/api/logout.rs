@@ -417,6 +417,62 @@ async fn an_unregistered_post_logout_redirect_uri_is_an_error_page_and_nothing_e
 }
 
 #[tokio::test]
+async fn a_post_logout_redirect_uri_without_a_known_client_says_the_client_is_unknown() {
+    let app = spawn_app().await;
+    app.create_user("val", PASSWORD).await;
+    let client = logout_client(&app, |_| {}).await;
+    let browser = Browser::new(&app);
+    browser_login(&app, &browser, &client, "val").await;
+    let page = |params: Vec<(&'static str, String)>| {
+        let mut url = url::Url::parse(&app.url("/oauth/logout")).unwrap();
+        url.query_pairs_mut().extend_pairs(params);
+        let request = browser.http.get(url.as_str());
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let registered = "https://rp.example/bye".to_owned();
+    // Neither a hint nor a client_id: nothing says which client the URI belongs to.
+    for params in [
+        vec![("post_logout_redirect_uri", registered.clone())],
+        vec![
+            ("post_logout_redirect_uri", registered.clone()),
+            ("id_token_hint", "not-a-token".to_owned()),
+        ],
+    ] {
+        let (status, html) = page(params).await;
+        assert_eq!(status, 400);
+        assert!(html.contains("needs a valid id_token_hint"), "{html}");
+        assert!(!html.contains("not registered"), "{html}");
+    }
+    // A known client, and a URI it did not register.
+    let (status, html) = page(vec![
+        (
+            "post_logout_redirect_uri",
+            "https://rp.example/elsewhere".into(),
+        ),
+        ("client_id", client.client_id.clone()),
+    ])
+    .await;
+    assert_eq!(status, 400);
+    assert!(html.contains("not registered for this client"), "{html}");
+    let url = authorize_url(
+        &app,
+        &client.client_id,
+        &[
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("prompt", "none"),
+        ],
+    );
+    assert!(
+        param(&browser.visit(&url).await.left(), "code").is_some(),
+        "still signed in"
+    );
+}
+
+#[tokio::test]
 async fn back_channel_logout_tokens_reach_the_relying_party_and_verify() {
     let app = spawn_app_with(quick_outbox()).await;
     app.create_user("wes", PASSWORD).await;

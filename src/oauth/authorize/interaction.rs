@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::accounts::login::{CredentialError, verify_credentials};
+use crate::accounts::login::{Attempt, CredentialError, SignIn, record_login, verify_credentials};
 use crate::accounts::mfa::{self, LoginChallenge, SecondFactorError};
 use crate::domain::{ACR_MFA, ACR_PASSWORD, Scope, now};
 use crate::oauth::clients::Client;
@@ -17,7 +17,7 @@ use crate::paths;
 use crate::sessions::browser::{self, BrowserSession, ClientInfo};
 use crate::startup::AppState;
 use crate::store::authorization_requests as pending;
-use crate::store::{consents, sessions, to_json, users};
+use crate::store::{consents, sessions, to_json, users, write_transaction};
 use crate::web::csrf::{page_with_csrf, read_form};
 use crate::web::pages::{ConsentPage, LoginPage, MfaPage, SelectAccountPage, describe_scope};
 use crate::web::{PageError, render};
@@ -120,8 +120,18 @@ fn after_login(pending: Option<&str>) -> HttpResponse {
     }
 }
 
+/// The attempt of a browser sign-in, for the audit log: the request, and the client of the
+/// pending authorization request (none for the account page).
+fn attempt_of(http: &HttpRequest, client_id: Option<&str>) -> Attempt {
+    Attempt {
+        actor: crate::api::extract::actor(http, None),
+        client_id: client_id.map(str::to_owned),
+    }
+}
+
 /// Starts the browser session of a person who completed every factor, replacing the browser's
-/// previous session, and sends the browser on.
+/// previous session, and sends the browser on. The sign-in is written to the audit log and
+/// reported to the `user.login` webhooks in the transaction that starts the session.
 pub async fn finish_login(
     state: &AppState,
     http: &HttpRequest,
@@ -129,6 +139,7 @@ pub async fn finish_login(
     amr: &'static [&'static str],
     acr: &'static str,
     pending: Option<&str>,
+    client_id: Option<&str>,
 ) -> Result<HttpResponse, AuthorizeError> {
     let previous = browser::cookie_secret(http);
     let crypto = state.crypto.clone();
@@ -137,21 +148,37 @@ pub async fn finish_login(
     let pending_id = pending.map(str::to_owned);
     let id = user_id.to_owned();
     let started_info = info.clone();
+    let attempt = attempt_of(http, client_id);
+    let methods: Vec<String> = amr.iter().map(|a| (*a).to_owned()).collect();
     let (session, secret, user) = state
         .store
         .run(move |conn| {
-            if let Some(previous) = previous {
-                if let Some(old) = browser::find_live(conn, &crypto, &previous)? {
+            write_transaction(conn, |conn| {
+                if let Some(previous) = previous
+                    && let Some(old) = browser::find_live(conn, &crypto, &previous)?
+                {
                     sessions::revoke(conn, &old.id, now())?;
                 }
-            }
-            let (session, secret) =
-                browser::start(conn, &crypto, &id, amr, acr, lifetime, &started_info)?;
-            if let Some(pending_id) = &pending_id {
-                pending::set_login_session(conn, pending_id, &session.id)?;
-            }
-            users::touch_login(conn, &id, now())?;
-            Ok((session, secret, users::find(conn, &id)?))
+                let (session, secret) =
+                    browser::start(conn, &crypto, &id, amr, acr, lifetime, &started_info)?;
+                if let Some(pending_id) = &pending_id {
+                    pending::set_login_session(conn, pending_id, &session.id)?;
+                }
+                users::touch_login(conn, &id, now())?;
+                let user = users::find(conn, &id)?;
+                record_login(
+                    conn,
+                    &crypto,
+                    &attempt,
+                    &SignIn {
+                        user: &user,
+                        session_id: &session.id,
+                        amr: &methods,
+                        step_up: false,
+                    },
+                )?;
+                Ok((session, secret, user))
+            })
         })
         .await?;
     crate::accounts::devices::note_sign_in(state, &user, &info).await?;
@@ -193,7 +220,14 @@ pub async fn login(
             Some(message),
         ))
     };
-    let verified = match verify_credentials(&state, &login, SecretString::from(form.password)).await
+    let attempt = attempt_of(&http, client.map(|c| c.id.as_str()));
+    let verified = match verify_credentials(
+        &state,
+        &login,
+        SecretString::from(form.password),
+        &attempt,
+    )
+    .await
     {
         Ok(verified) => verified,
         Err(CredentialError::Invalid) => {
@@ -230,6 +264,7 @@ pub async fn login(
         &["pwd"],
         ACR_PASSWORD,
         pending.map(|p| p.id.as_str()),
+        client.map(|c| c.id.as_str()),
     )
     .await
 }
@@ -328,38 +363,57 @@ pub async fn mfa_submit(
 ) -> Result<HttpResponse, AuthorizeError> {
     let form: MfaForm = read_form(&state, &http, payload).await?;
     let (token, _, _, client) = pending_challenge(&state, &http).await?;
-    let (user_id, challenge) = match mfa::complete_second_factor(&state, &token, &form.code).await {
-        Ok(done) => done,
-        Err(SecondFactorError::WrongCode) => {
-            return Ok(mfa_page(
-                &state,
-                &http,
-                StatusCode::UNAUTHORIZED,
-                client.as_ref(),
-                Some("That code is not right. Try again."),
-            ));
-        }
-        Err(SecondFactorError::Locked { retry_after }) => {
-            let minutes = (retry_after + 59) / 60;
-            return Err(PageError::new(
-                StatusCode::LOCKED,
-                "Account locked",
-                format!("Too many failed attempts. Try again in {minutes} minutes."),
-            )
-            .into());
-        }
-        Err(SecondFactorError::UnknownChallenge) => {
-            return Err(PageError::bad_request("This sign-in has expired. Start again.").into());
-        }
-        Err(SecondFactorError::Internal(error)) => return Err(error.into()),
-    };
+    let client_id = client.as_ref().map(|c| c.id.clone());
+    let attempt = attempt_of(&http, client_id.as_deref());
+    let (user_id, challenge) =
+        match mfa::complete_second_factor(&state, &token, &form.code, &attempt).await {
+            Ok(done) => done,
+            Err(SecondFactorError::WrongCode) => {
+                return Ok(mfa_page(
+                    &state,
+                    &http,
+                    StatusCode::UNAUTHORIZED,
+                    client.as_ref(),
+                    Some("That code is not right. Try again."),
+                ));
+            }
+            Err(SecondFactorError::Locked { retry_after }) => {
+                let minutes = (retry_after + 59) / 60;
+                return Err(PageError::new(
+                    StatusCode::LOCKED,
+                    "Account locked",
+                    format!("Too many failed attempts. Try again in {minutes} minutes."),
+                )
+                .into());
+            }
+            Err(SecondFactorError::UnknownChallenge) => {
+                return Err(
+                    PageError::bad_request("This sign-in has expired. Start again.").into(),
+                );
+            }
+            Err(SecondFactorError::Internal(error)) => return Err(error.into()),
+        };
     let mut response = match &challenge.step_up_session {
         Some(session_id) => {
-            let sid = session_id.clone();
+            let (sid, id, crypto) = (session_id.clone(), user_id.clone(), state.crypto.clone());
             state
                 .store
                 .run(move |conn| {
-                    sessions::step_up(conn, &sid, &to_json(&["pwd", "otp"]), ACR_MFA, now())
+                    write_transaction(conn, |conn| {
+                        sessions::step_up(conn, &sid, &to_json(&["pwd", "otp"]), ACR_MFA, now())?;
+                        let user = users::find(conn, &id)?;
+                        record_login(
+                            conn,
+                            &crypto,
+                            &attempt,
+                            &SignIn {
+                                user: &user,
+                                session_id: &sid,
+                                amr: &["pwd".to_owned(), "otp".to_owned()],
+                                step_up: true,
+                            },
+                        )
+                    })
                 })
                 .await?;
             tracing::info!(target: "latchkey::security", event = "step_up", %user_id, "session stepped up with a second factor");
@@ -373,6 +427,7 @@ pub async fn mfa_submit(
                 &["pwd", "otp"],
                 ACR_MFA,
                 challenge.authorization_request.as_deref(),
+                client_id.as_deref(),
             )
             .await?
         }

@@ -2,9 +2,14 @@
 //!
 //! Each use rotates the token. A rotated token presented again revokes its whole grant, unless
 //! it comes back within the grace window (a client retrying a request whose answer it lost),
-//! in which case it gets the same successor: one family, never two.
+//! in which case it gets the same successor: one family, never two. A reuse is a security event:
+//! the revocation and its audit entry commit together, before the error answer is sent.
 
+use serde_json::json;
+
+use crate::accounts::login::on_behalf_of;
 use crate::domain::{GrantType, PlainToken, Scope, now};
+use crate::events::audit::{self, Actor, AuditEvent};
 use crate::oauth::clients::Client;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::issue::{REFRESH_TOKEN_PREFIX, Subject, load_subject};
@@ -35,19 +40,36 @@ enum RefreshError {
 
 enum Decision {
     Issue {
-        grant: GrantRow,
-        subject: Subject,
+        grant: Box<GrantRow>,
+        subject: Box<Subject>,
         successor: String,
     },
     Refuse(RefreshError),
     WidenedScope,
 }
 
-/// The refresh grant for an authenticated client: rotation, reuse detection, narrowing.
+/// The refresh grant for an authenticated client: rotation, reuse detection, narrowing. The
+/// audit entry of a reuse knows the request only by its id; [`refresh_as`] gives it the
+/// caller's address and user agent too.
 pub async fn refresh(
     state: &AppState,
     client: &Client,
     params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let actor = Actor {
+        request_id: Some(crate::telemetry::current_request_id()),
+        ..Actor::default()
+    };
+    refresh_as(state, client, params, &actor).await
+}
+
+/// [`refresh`] for a request by `actor` (address, user agent, request id; the grant's user is
+/// filled in), who is named in the audit entry of a reuse.
+pub async fn refresh_as(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    actor: &Actor,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.allows_grant(GrantType::RefreshToken) {
         return Err(OAuthError::new(
@@ -74,6 +96,7 @@ pub async fn refresh(
     let grace = state.settings.refresh_reuse_grace_secs as i64;
     let ttl = state.settings.lifetimes.refresh_token as i64;
     let wanted_scope = requested_scope.clone();
+    let actor = actor.clone();
 
     let decision = state
         .store
@@ -125,8 +148,8 @@ pub async fn refresh(
                         },
                     )?;
                     return Ok(Decision::Issue {
-                        grant,
-                        subject,
+                        grant: Box::new(grant),
+                        subject: Box::new(subject),
                         successor: successor.expose().to_owned(),
                     });
                 }
@@ -140,15 +163,31 @@ pub async fn refresh(
                             .open(&sealed, &token_hash)
                             .map_err(|e| StoreError::Corrupt(e.into()))?;
                         Ok(Decision::Issue {
-                            grant,
-                            subject,
+                            grant: Box::new(grant),
+                            subject: Box::new(subject),
                             successor: String::from_utf8(plain)
                                 .map_err(|e| StoreError::Corrupt(e.into()))?,
                         })
                     }
-                    _ => Ok(Decision::Refuse(RefreshError::Reused {
-                        grant_id: grant.id,
-                    })),
+                    _ => {
+                        // RFC 9700 §4.14.2: the whole family goes. Returning `Ok` commits the
+                        // revocation and its audit entry although the request fails.
+                        rows::revoke_grant(conn, &grant.id, "refresh token reused", at)?;
+                        audit::record(
+                            conn,
+                            &on_behalf_of(&actor, &grant.user_id),
+                            AuditEvent::new("refresh_token_reuse", "grants", Some(&grant.id)).info(
+                                json!({
+                                    "client_id": grant.client_id,
+                                    "session_id": grant.session_id,
+                                    "reason": "a rotated refresh token was presented again",
+                                }),
+                            ),
+                        )?;
+                        Ok(Decision::Refuse(RefreshError::Reused {
+                            grant_id: grant.id,
+                        }))
+                    }
                 }
             })
         })
@@ -179,13 +218,6 @@ pub async fn refresh(
             "The requested scope exceeds the scope originally granted",
         )),
         Decision::Refuse(RefreshError::Reused { grant_id }) => {
-            let revoked_id = grant_id.clone();
-            state
-                .store
-                .run(move |conn| {
-                    rows::revoke_grant(conn, &revoked_id, "refresh token reused", now())
-                })
-                .await?;
             tracing::warn!(
                 target: "latchkey::security",
                 event = "refresh_token_reuse",
