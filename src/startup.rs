@@ -48,6 +48,8 @@ pub struct AppState {
     pub started_at: Instant,
     /// The rate limits' counters.
     pub limiter: Arc<crate::limits::Limiter>,
+    /// The web origins registered by clients, for CORS.
+    pub cors_origins: Arc<crate::http::cors::RegisteredOrigins>,
 }
 
 /// Cheap owned copies of what work on the blocking pool needs (settings and crypto), for
@@ -157,6 +159,7 @@ impl Application {
         );
         let state = web::Data::new(AppState {
             limiter: Arc::new(limiter),
+            cors_origins: Arc::new(crate::http::cors::RegisteredOrigins::new(core.store.clone())),
             discovery: discovery::document(&settings)?,
             settings: Arc::new(settings),
             store: core.store,
@@ -189,6 +192,8 @@ impl Application {
                             .error_handler(|e, _| error::path_error(e).into()),
                     )
                     .wrap(from_fn(crate::limits::middleware::enforce))
+                    .wrap(from_fn(crate::http::cors::cors))
+                    .wrap(from_fn(crate::http::headers::security_headers))
                     .wrap(from_fn(request_context))
                     .configure(routes)
                     .default_service(web::to(error::not_found))

@@ -87,6 +87,7 @@ async fn create(
             }))
         })
         .await??;
+    state.cors_origins.invalidate();
     let location = format!(
         "{}/{}",
         paths::ADMIN_CLIENTS,
@@ -126,6 +127,7 @@ async fn update(
             }))
         })
         .await??;
+    state.cors_origins.invalidate();
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(view))
@@ -170,6 +172,7 @@ async fn delete(
             }))
         })
         .await??;
+    state.cors_origins.invalidate();
     Ok(HttpResponse::Ok().json(body))
 }
 

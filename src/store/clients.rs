@@ -124,3 +124,8 @@ pub fn delete_expired_assertions(conn: &mut AnyConnection, now: i64) -> Result<u
             .execute(conn)?,
     )
 }
+
+/// The redirect URIs of every client, as stored (JSON arrays): where web origins come from.
+pub fn all_redirect_uris(conn: &mut AnyConnection) -> Result<Vec<String>, StoreError> {
+    Ok(clients::table.select(clients::redirect_uris).load(conn)?)
+}

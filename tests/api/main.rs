@@ -12,6 +12,7 @@ mod cli;
 mod discovery;
 mod errors;
 mod flows;
+mod hardening;
 mod health;
 mod helpers;
 mod keys;

@@ -8,6 +8,9 @@ use futures_util::StreamExt;
 
 use crate::api::error::method_not_allowed;
 
+pub mod cors;
+pub mod headers;
+
 /// An endpoint under construction: a path and the methods it serves.
 pub struct Endpoint {
     resource: Resource,
