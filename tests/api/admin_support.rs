@@ -134,3 +134,64 @@ impl<'a> Api<'a> {
             .unwrap()
     }
 }
+
+/// Tries a login through `POST /api/v1/auth/login`; returns the status and the body, whatever
+/// they are (for refusals).
+pub async fn try_login(app: &TestApp, username: &str, password: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The claims of a JWT (its payload, not verified: the server verified it when it issued it).
+pub fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWS in compact form");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// A query string (`?a=1&b=x%20y`) with every value percent-encoded.
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        serializer.append_pair(name, value);
+    }
+    format!("?{}", serializer.finish())
+}
+
+/// Creates a role through `POST /api/v1/admin/roles`, asserting the 201; returns the role.
+pub async fn create_role(api: &Api<'_>, name: &str, permissions: &[&str]) -> Value {
+    let (status, role) = api
+        .post(
+            "/admin/roles",
+            json!({"name": name, "permissions": permissions}),
+        )
+        .await;
+    assert_eq!(status, 201, "create role {name}: {role}");
+    role
+}
+
+impl Api<'_> {
+    /// Sends `method` to `/api/v1{path}` with an optional JSON body and returns the raw
+    /// response (for headers such as `Location` and `WWW-Authenticate`).
+    pub async fn raw(&self, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
+        let mut request = self
+            .app
+            .client
+            .request(method, self.app.url(&format!("/api/v1{path}")))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+}
