@@ -225,12 +225,13 @@ fn one_action(
         status: Some(s.to_owned()),
         ..Default::default()
     };
+    let reason = request.reason.as_deref();
     match request.action {
         BulkAction::Activate => {
-            users::update(conn, handles, caller, id, status("active")).map(drop)
+            users::update(conn, handles, caller, id, status("active"), reason).map(drop)
         }
         BulkAction::Deactivate => {
-            users::update(conn, handles, caller, id, status("inactive")).map(drop)
+            users::update(conn, handles, caller, id, status("inactive"), reason).map(drop)
         }
         BulkAction::Lock => users::lock(
             conn,
@@ -261,7 +262,7 @@ fn one_action(
                 roles: Some(roles),
                 ..Default::default()
             };
-            users::update(conn, handles, caller, id, spec).map(drop)
+            users::update(conn, handles, caller, id, spec, reason).map(drop)
         }
     }
 }
@@ -298,6 +299,15 @@ pub fn validate_action(request: &BulkActionRequest) -> Result<(), AdminError> {
     }
 }
 
+/// The ids in their first order, each once.
+fn distinct(ids: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter()
+        .filter(|id| seen.insert(id.as_str()))
+        .cloned()
+        .collect()
+}
+
 /// Applies one action to each listed user, each in its own savepoint.
 pub fn act(
     conn: &mut AnyConnection,
@@ -307,9 +317,7 @@ pub fn act(
 ) -> Result<BulkActionOutcome, StoreError> {
     let mut affected = 0;
     let mut failed = Vec::new();
-    let mut ids = request.user_ids.clone();
-    ids.dedup();
-    for id in &ids {
+    for id in &distinct(&request.user_ids) {
         match write_transaction(conn, |conn| one_action(conn, handles, caller, request, id)) {
             Ok(()) => affected += 1,
             Err(error) => match ItemError::of(&error) {
@@ -352,7 +360,7 @@ pub fn delete(
         failed: Vec::new(),
         errors: Vec::new(),
     };
-    for id in ids {
+    for id in &distinct(ids) {
         match write_transaction(conn, |conn| users::delete(conn, handles, caller, id, soft)) {
             Ok(_) => outcome.deleted.push(id.clone()),
             Err(error) => match ItemError::of(&error) {

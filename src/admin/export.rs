@@ -57,9 +57,6 @@
 //! }
 //! ```
 
-// `ApiError` is large (about 200 bytes) throughout the API; shrinking it is a crate-wide change.
-#![allow(clippy::result_large_err)]
-
 use std::borrow::Cow;
 use std::future::ready;
 use std::sync::Arc;

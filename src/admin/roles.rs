@@ -59,8 +59,8 @@ fn role_view(role: &RoleRow, permissions: &[String], user_count: i64) -> Value {
     })
 }
 
-/// Every role with its permissions and how many users hold it.
-pub fn list(conn: &mut AnyConnection) -> Result<Vec<Value>, StoreError> {
+/// Every role with its permissions and how many users hold it, as `(created_at, id, view)`.
+pub fn list(conn: &mut AnyConnection) -> Result<Vec<(i64, String, Value)>, StoreError> {
     let counts = rows::user_counts(conn)?;
     let mut views = Vec::new();
     for role in rows::all(conn)? {
@@ -69,7 +69,11 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<Value>, StoreError> {
             .iter()
             .find(|(id, _)| *id == role.id)
             .map_or(0, |(_, c)| *c);
-        views.push(role_view(&role, &permissions, count));
+        views.push((
+            role.created_at,
+            role.id.clone(),
+            role_view(&role, &permissions, count),
+        ));
     }
     Ok(views)
 }

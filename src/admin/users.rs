@@ -551,6 +551,7 @@ pub fn create(
         metadata: spec.metadata,
         preferences: spec.preferences,
         status: spec.status.clone(),
+        updated_at: Some(created.created_at.0),
         ..Default::default()
     };
     rows::update(conn, &created.id, &changes)?;
@@ -634,6 +635,7 @@ pub fn update(
     caller: &Caller,
     id: &str,
     spec: UserSpec,
+    reason: Option<&str>,
 ) -> Result<Value, AdminError> {
     lock_privileges(conn)?;
     let before = view(conn, id, Include::all())?;
@@ -713,12 +715,12 @@ pub fn update(
                 .collect(),
         )
     };
-    audit::record(
-        conn,
-        &caller.actor,
-        AuditEvent::new("user_updated", "users", Some(id))
-            .values(Some(pick(&old)), Some(pick(&new))),
-    )?;
+    let mut event = AuditEvent::new("user_updated", "users", Some(id))
+        .values(Some(pick(&old)), Some(pick(&new)));
+    if let Some(reason) = reason {
+        event = event.info(json!({"reason": reason}));
+    }
+    audit::record(conn, &caller.actor, event)?;
     if roles_changed {
         webhooks::emit(
             conn,
@@ -770,6 +772,7 @@ pub fn delete(
             conn,
             id,
             &UserChanges {
+                status: Some("deleted".into()),
                 deleted_at: Some(Some(at)),
                 updated_at: Some(at),
                 ..Default::default()
@@ -777,14 +780,21 @@ pub fn delete(
         )?;
     } else {
         rows::delete(conn, id)?;
+        crate::store::audit::erase_personal_data(conn, id)?;
     }
     ensure_superuser_remains(conn)?;
+    // A hard deletion erases: its own entry keeps only the id.
+    let old = if soft {
+        Value::Object(audited(&before))
+    } else {
+        json!({"id": id})
+    };
     audit::record(
         conn,
         &caller.actor,
         AuditEvent::new("user_deleted", "users", Some(id))
-            .values(Some(Value::Object(audited(&before))), None)
-            .info(json!({"soft_delete": soft})),
+            .values(Some(old), None)
+            .info(json!({"soft_delete": soft, "personal_data_erased": !soft})),
     )?;
     webhooks::emit(
         conn,
@@ -919,7 +929,7 @@ pub fn set_preferences(
     }
     .validate(false)?
     .0;
-    let after = update(conn, handles, caller, id, spec)?;
+    let after = update(conn, handles, caller, id, spec, None)?;
     Ok(after["preferences"].clone())
 }
 
@@ -940,6 +950,6 @@ pub fn set_permissions(
         permissions: Some(permissions),
         ..Default::default()
     };
-    let after = update(conn, handles, caller, id, spec)?;
+    let after = update(conn, handles, caller, id, spec, None)?;
     Ok(serde_json::from_value(after["direct_permissions"].clone()).unwrap_or_default())
 }

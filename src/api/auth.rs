@@ -238,7 +238,7 @@ pub fn account_locked(retry_after: i64) -> ApiError {
     ApiError::new(
         StatusCode::LOCKED,
         "account_locked",
-        "Account locked due to multiple failed attempts",
+        "The account is locked; try again after retry_after seconds",
     )
     .with_field("retry_after", retry_after)
     .with_header(
@@ -376,7 +376,7 @@ pub async fn refresh(
     if let Some(refresh_token) = present(&body.refresh_token) {
         let params = Params::from_pairs(&[("refresh_token", refresh_token)]);
         let by = actor(&http, None);
-        return match crate::oauth::token::refresh_token::refresh_as(&state, &client, &params, &by)
+        return match crate::oauth::token::refresh_token::refresh(&state, &client, &params, &by)
             .await
         {
             Ok(tokens) => Ok(no_store(HttpResponse::Ok()).json(json!({

@@ -3,13 +3,12 @@
 
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::admin::clients::{self, ClientInput};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, Authenticated};
-use crate::api::pagination::{PageQuery, page_in_memory};
+use crate::api::pagination::{ListQuery, page_in_memory};
 use crate::http::endpoint;
 use crate::paths;
 use crate::startup::AppState;
@@ -40,30 +39,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    page: Option<i64>,
-    limit: Option<i64>,
-    size: Option<i64>,
-    offset: Option<i64>,
-    cursor: Option<String>,
-}
-
 /// `GET /admin/clients`, oldest first.
 async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    let paging = PageQuery {
-        page: query.page,
-        limit: query.limit,
-        size: query.size,
-        offset: query.offset,
-        cursor: query.cursor,
-    }
-    .paging(50)?;
+    let paging = query.into_inner().paging()?;
     let all = state.store.run(clients::list).await?;
     let (page, pagination) = page_in_memory(all, &paging, |(time, id, _)| (*time, id.as_str()));
     let clients: Vec<Value> = page.into_iter().map(|(_, _, view)| view).collect();

@@ -30,9 +30,13 @@ impl FieldError {
     }
 }
 
-/// An error answered in the JSON API's form.
+/// An error answered in the JSON API's form. Boxed, so that `Result<T, ApiError>` stays small
+/// on the happy path.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     status: StatusCode,
     error: &'static str,
     message: String,
@@ -46,9 +50,9 @@ impl std::fmt::Display for ApiError {
         write!(
             f,
             "{} {}: {}",
-            self.status.as_u16(),
-            self.error,
-            self.message
+            self.0.status.as_u16(),
+            self.0.error,
+            self.0.message
         )
     }
 }
@@ -56,14 +60,14 @@ impl std::fmt::Display for ApiError {
 impl ApiError {
     /// An error with a status, a snake_case code and a human message.
     pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             status,
             error,
             message: message.into(),
             details: None,
             extra: Map::new(),
             headers: Vec::new(),
-        }
+        }))
     }
 
     /// 400 `invalid_request`.
@@ -112,39 +116,39 @@ impl ApiError {
 
     /// Attaches `details`.
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.0.details = Some(details);
         self
     }
 
     /// Adds a top-level member (e.g. `retry_after`, `mfa_token`).
     pub fn with_field(mut self, name: &str, value: impl Into<Value>) -> Self {
-        self.extra.insert(name.to_owned(), value.into());
+        self.0.extra.insert(name.to_owned(), value.into());
         self
     }
 
     /// Adds a response header (e.g. `WWW-Authenticate`, `Retry-After`).
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.0.headers.push((name, value));
         self
     }
 
     /// The snake_case code.
     pub fn code(&self) -> &'static str {
-        self.error
+        self.0.error
     }
 
     /// The body as JSON, with this request's id.
     pub fn body(&self) -> Value {
         let mut body = json!({
-            "error": self.error,
-            "message": self.message,
-            "code": self.status.as_u16(),
+            "error": self.0.error,
+            "message": self.0.message,
+            "code": self.0.status.as_u16(),
         });
         let object = body.as_object_mut().expect("an object literal");
-        if let Some(details) = &self.details {
+        if let Some(details) = &self.0.details {
             object.insert("details".into(), details.clone());
         }
-        for (name, value) in &self.extra {
+        for (name, value) in &self.0.extra {
             object.insert(name.clone(), value.clone());
         }
         object.insert("request_id".into(), Value::String(current_request_id()));
@@ -154,13 +158,13 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
+        let mut response = HttpResponse::build(self.0.status);
         response.insert_header((header::CACHE_CONTROL, "no-store"));
-        for (name, value) in &self.headers {
+        for (name, value) in &self.0.headers {
             response.insert_header((name.clone(), value.clone()));
         }
         response.json(self.body())

@@ -42,6 +42,31 @@ impl Cursor {
     }
 }
 
+/// The query of a list that has nothing but paging (roles, clients).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub page: Option<i64>,
+    pub limit: Option<i64>,
+    pub size: Option<i64>,
+    pub offset: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// The paging it asks for (50 items by default).
+    pub fn paging(self) -> Result<Paging, ApiError> {
+        PageQuery {
+            page: self.page,
+            limit: self.limit,
+            size: self.size,
+            offset: self.offset,
+            cursor: self.cursor,
+        }
+        .paging(50)
+    }
+}
+
 /// How a list is paged.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Paging {

@@ -4,11 +4,12 @@
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::admin::roles::{self, RoleInput};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, Authenticated};
+use crate::api::pagination::{ListQuery, page_in_memory};
 use crate::http::endpoint;
 use crate::paths;
 use crate::startup::AppState;
@@ -40,13 +41,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /admin/roles`: every role with its permissions and user count.
-async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let roles = state.store.run(roles::list).await?;
-    let total = roles.len();
-    Ok(HttpResponse::Ok().json(json!({
-        "roles": roles,
-        "pagination": {"page": 1, "limit": total, "total": total, "pages": 1},
-    })))
+async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let paging = query.into_inner().paging()?;
+    let all = state.store.run(roles::list).await?;
+    let (page, pagination) = page_in_memory(all, &paging, |(time, id, _)| (*time, id.as_str()));
+    let roles: Vec<Value> = page.into_iter().map(|(_, _, view)| view).collect();
+    Ok(HttpResponse::Ok().json(json!({"roles": roles, "pagination": pagination})))
 }
 
 /// `POST /admin/roles`: 201 with the role.

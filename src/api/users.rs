@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 
 use crate::accounts::policy::check_new_password;
 use crate::admin::bulk::{self, BulkActionRequest, BulkNewUser, MAX_ITEMS};
+use crate::admin::export::{Export, ExportFormat};
 use crate::admin::users::{self as admin, Include, UserInput, VIEW_FIELDS};
 use crate::admin::{AdminError, activity};
 use crate::api::error::{ApiError, FieldError};
 use crate::api::extract::{ApiJson, Authenticated, OptionalJson};
 use crate::api::pagination::{Cursor, PageQuery, Paging, cursor_json, offset_json};
-use crate::admin::export::{Export, ExportFormat};
 use crate::domain::{
     Condition, QueryError, SortField, SortKey, Timestamp, UserField, equals, now, parse_fields,
     parse_filters, parse_sort,
@@ -369,7 +369,7 @@ async fn update(
         .store
         .run(move |conn| {
             Ok(write_transaction(conn, |conn| {
-                admin::update(conn, &handles, &caller, &id, spec)
+                admin::update(conn, &handles, &caller, &id, spec, None)
             }))
         })
         .await??;

@@ -18,7 +18,7 @@ pub use client::{
 };
 pub use email::Email;
 pub use oauth::{ACR_MFA, ACR_PASSWORD, ClaimsRequest, CodeChallenge, Prompt, ResponseMode};
-pub use permission::{Permission, PermissionSet, effective_permissions};
+pub use permission::{Permission, PermissionSet, effective_permissions, still_held};
 pub use scope::Scope;
 pub use time::{Timestamp, now};
 pub use token::{PlainToken, TokenHash};

@@ -97,8 +97,35 @@ pub fn effective_permissions(held: &[String], scope: &super::Scope) -> Vec<Strin
     granted
 }
 
+/// What a token may still do: its permissions, narrowed to those its user holds now. A token
+/// carries the permissions of the moment it was issued; an administrator demoted since must
+/// not keep using them (`*` in the token stands for everything the user holds now).
+pub fn still_held(token: &[String], held_now: &[String]) -> Vec<String> {
+    if token.iter().any(|p| p == ALL) {
+        return held_now.to_vec();
+    }
+    let held = PermissionSet::new(held_now.iter().cloned());
+    token.iter().filter(|p| held.grants(p)).cloned().collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn token_permissions_are_narrowed_to_what_the_user_holds_now() {
+        let token = vec!["users:read".to_owned(), "users:write".to_owned()];
+        assert_eq!(
+            still_held(&token, &["users:read".to_owned()]),
+            vec!["users:read"]
+        );
+        assert_eq!(still_held(&token, &["*".to_owned()]), token);
+        let star = vec!["*".to_owned()];
+        assert_eq!(
+            still_held(&star, &["users:read".to_owned()]),
+            vec!["users:read"]
+        );
+        assert!(still_held(&star, &[]).is_empty());
+    }
+
     use super::*;
 
     #[test]

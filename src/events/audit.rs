@@ -84,7 +84,8 @@ pub fn redact(value: Value) -> Value {
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .map(|(k, v)| {
-                    if is_secret(&k) && !v.is_null() {
+                    // A flag says nothing secret (`password_set: true`).
+                    if is_secret(&k) && !v.is_null() && !v.is_boolean() {
                         (k, Value::String("[REDACTED]".into()))
                     } else {
                         (k, redact(v))

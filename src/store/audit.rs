@@ -134,3 +134,91 @@ pub fn after(
         .select(AuditRow::as_select())
         .load(conn)?)
 }
+
+/// Members of audit values that identify a person.
+const PERSONAL: &[&str] = &[
+    "email",
+    "new_email",
+    "old_email",
+    "username",
+    "login",
+    "first_name",
+    "last_name",
+    "display_name",
+    "name",
+];
+
+/// Replaces personal members, at any depth, with `[erased]`; returns whether any was found.
+fn erase(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut changed = false;
+            for (key, member) in map.iter_mut() {
+                if PERSONAL.contains(&key.as_str()) && !member.is_null() {
+                    *member = serde_json::Value::String("[erased]".into());
+                    changed = true;
+                } else {
+                    changed |= erase(member);
+                }
+            }
+            changed
+        }
+        serde_json::Value::Array(items) => items.iter_mut().fold(false, |c, i| erase(i) | c),
+        _ => false,
+    }
+}
+
+/// Erases a deleted user from the audit log while keeping what happened: entries by them
+/// lose their email, address and user agent; entries by or about them lose the personal
+/// members of their values. The ids stay, so the history remains coherent.
+pub fn erase_personal_data(conn: &mut AnyConnection, user_id: &str) -> Result<usize, StoreError> {
+    diesel::update(audit_logs::table.filter(audit_logs::actor_id.eq(user_id)))
+        .set((
+            audit_logs::actor_email.eq(None::<String>),
+            audit_logs::ip_address.eq(None::<String>),
+            audit_logs::user_agent.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = audit_logs::table
+        .filter(
+            audit_logs::actor_id.eq(user_id).or(audit_logs::resource
+                .eq("users")
+                .and(audit_logs::resource_id.eq(user_id))),
+        )
+        .select((
+            audit_logs::id,
+            audit_logs::old_values,
+            audit_logs::new_values,
+            audit_logs::additional_info,
+        ))
+        .load(conn)?;
+    let scrub = |text: Option<String>| -> (Option<String>, bool) {
+        match text
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+        {
+            Some(Ok(mut value)) => {
+                let changed = erase(&mut value);
+                (Some(value.to_string()), changed)
+            }
+            _ => (text, false),
+        }
+    };
+    let mut changed_rows = 0;
+    for (id, old, new, info) in rows {
+        let (old, a) = scrub(old);
+        let (new, b) = scrub(new);
+        let (info, c) = scrub(info);
+        if a || b || c {
+            diesel::update(audit_logs::table.find(&id))
+                .set((
+                    audit_logs::old_values.eq(old),
+                    audit_logs::new_values.eq(new),
+                    audit_logs::additional_info.eq(info),
+                ))
+                .execute(conn)?;
+            changed_rows += 1;
+        }
+    }
+    Ok(changed_rows)
+}

@@ -296,11 +296,7 @@ pub struct UserChanges {
 }
 
 /// Applies an administrator's changes; conflicts name `username` or `email`.
-pub fn update(
-    conn: &mut AnyConnection,
-    id: &str,
-    changes: &UserChanges,
-) -> Result<(), StoreError> {
+pub fn update(conn: &mut AnyConnection, id: &str, changes: &UserChanges) -> Result<(), StoreError> {
     match diesel::update(users::table.find(id))
         .set(changes)
         .execute(conn)?
@@ -311,12 +307,9 @@ pub fn update(
 }
 
 /// Deletes a user and, by cascade, everything that belongs to them (sessions, grants,
-/// consents, tokens, MFA state, roles, API keys). Audit entries stay, without their email.
+/// consents, tokens, MFA state, roles, API keys). Their audit entries are not touched here:
+/// see [`super::audit::erase_personal_data`].
 pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
-    use super::schema::audit_logs;
-    diesel::update(audit_logs::table.filter(audit_logs::actor_id.eq(id)))
-        .set(audit_logs::actor_email.eq(None::<String>))
-        .execute(conn)?;
     match diesel::delete(users::table.find(id)).execute(conn)? {
         0 => Err(StoreError::NotFound),
         _ => Ok(()),
@@ -325,10 +318,7 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
 
 /// The kind of a user: `person`, or `service` for the service accounts behind API keys.
 pub fn kind(conn: &mut AnyConnection, id: &str) -> Result<String, StoreError> {
-    Ok(users::table
-        .find(id)
-        .select(users::kind)
-        .first(conn)?)
+    Ok(users::table.find(id).select(users::kind).first(conn)?)
 }
 
 /// Marks a new user as a service account.
@@ -374,9 +364,7 @@ impl From<(UserRow, String, Option<i64>)> for ListedUser {
 
 /// The user with this id, soft-deleted or not, with the administrative columns.
 pub fn find_listed(conn: &mut AnyConnection, id: &str) -> Result<ListedUser, StoreError> {
-    let found: (UserRow, String, Option<i64>) = users::table
-        .find(id)
-        .select(listed_columns())
-        .first(conn)?;
+    let found: (UserRow, String, Option<i64>) =
+        users::table.find(id).select(listed_columns()).first(conn)?;
     Ok(found.into())
 }

@@ -616,7 +616,8 @@ async fn the_admin_role_keeps_star_while_nobody_else_holds_it() {
     let (status, root) = admin
         .post(
             "/users",
-            json!({"email": "root2@example.com", "first_name": "Root", "permissions": ["*"]}),
+            json!({"username": "root2", "email": "root2@example.com", "first_name": "Root",
+                   "permissions": ["*"], "password": "a long and unusual passphrase"}),
         )
         .await;
     assert_eq!(status, 201, "{root}");
@@ -628,9 +629,18 @@ async fn the_admin_role_keeps_star_while_nobody_else_holds_it() {
         stored_role(&app, "admin").await,
         Some(vec!["users:read".to_owned()])
     );
-    // ... but that holder cannot now be locked.
+    // The first admin's old token no longer carries what the role lost...
     let root_id = root["id"].as_str().unwrap();
     let (status, error) = admin
+        .post(&format!("/users/{root_id}/lock"), json!({}))
+        .await;
+    assert_eq!(status, 403, "{error}");
+    // ... and the last holder cannot lock themselves.
+    let root = Api::new(
+        &app,
+        &crate::admin_support::login(&app, "root2", "a long and unusual passphrase").await,
+    );
+    let (status, error) = root
         .post(&format!("/users/{root_id}/lock"), json!({}))
         .await;
     assert_eq!(status, 409, "{error}");

@@ -2170,7 +2170,14 @@ async fn two_admins_demoting_each_other_at_once_cannot_both_succeed() {
     let mut statuses = [a.0, b.0];
     statuses.sort();
     assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
-    let holders = list(&first, &[("role", "admin")]).await;
+    // The one whose demotion went through is no admin any more, even with their old token.
+    let (winner, loser) = if a.0 == 200 {
+        (&first, &second)
+    } else {
+        (&second, &first)
+    };
+    assert_eq!(loser.get("/users").await.0, 403);
+    let holders = list(winner, &[("role", "admin")]).await;
     assert_eq!(holders["pagination"]["total"], 1, "{holders}");
 }
 

@@ -963,11 +963,12 @@ async fn the_account_page_turns_on_two_step_verification_with_the_shown_key() {
         totp_rs::Secret::try_from_base32(&secret).is_ok(),
         "`{secret}` is a base32 key"
     );
-    let codes = listed_recovery_codes(&browser).await;
+    let first_codes = listed_recovery_codes(&browser).await;
     assert_qr_code_shown(&browser).await;
     assert!(!security_state(&app, &user_id).await.mfa_enabled);
 
-    // A wrong code: the setup page again, with an error, the same key and its QR code.
+    // A wrong code: the setup page again, with an error, the same key and its QR code, and
+    // a new set of recovery codes (the first was stored only hashed; the new set replaces it).
     browser.fill("#code", &wrong_totp_code(&secret)).await;
     browser.click(TURN_ON_BUTTON).await;
     assert_error_shown(&browser, "#setup-error", 422).await;
@@ -983,6 +984,9 @@ async fn the_account_page_turns_on_two_step_verification_with_the_shown_key() {
         "the same key is shown again"
     );
     assert_qr_code_shown(&browser).await;
+    let codes = listed_recovery_codes(&browser).await;
+    assert_eq!(codes.len(), 10);
+    assert!(codes.iter().all(|c| !first_codes.contains(c)));
     assert!(!security_state(&app, &user_id).await.mfa_enabled);
 
     // The right code turns it on.

@@ -6,9 +6,6 @@
 //!
 //! Days are UTC days. A range is at most [`MAX_RANGE_DAYS`] days long.
 
-// `ApiError` is large (about 200 bytes) throughout the API; shrinking it is a crate-wide change.
-#![allow(clippy::result_large_err)]
-
 use actix_web::{HttpRequest, web};
 use chrono::{NaiveDate, Utc};
 use serde::de::DeserializeOwned;

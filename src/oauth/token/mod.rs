@@ -89,7 +89,10 @@ pub async fn token(
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     let response = match grant_type {
         "authorization_code" => authorization_code::exchange(&state, &client, &params).await?,
-        "refresh_token" => refresh_token::refresh(&state, &client, &params).await?,
+        "refresh_token" => {
+            let actor = crate::api::extract::actor(&request, None);
+            refresh_token::refresh(&state, &client, &params, &actor).await?
+        }
         "client_credentials" => client_credentials::issue(&state, &client, &params).await?,
         other => {
             return Err(OAuthError::new(

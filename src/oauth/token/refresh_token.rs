@@ -49,23 +49,9 @@ enum Decision {
 }
 
 /// The refresh grant for an authenticated client: rotation, reuse detection, narrowing. The
-/// audit entry of a reuse knows the request only by its id; [`refresh_as`] gives it the
-/// caller's address and user agent too.
+/// request's `actor` (address, user agent, request id; the grant's user is filled in) is named
+/// in the audit entry of a reuse.
 pub async fn refresh(
-    state: &AppState,
-    client: &Client,
-    params: &Params,
-) -> Result<TokenResponse, OAuthError> {
-    let actor = Actor {
-        request_id: Some(crate::telemetry::current_request_id()),
-        ..Actor::default()
-    };
-    refresh_as(state, client, params, &actor).await
-}
-
-/// [`refresh`] for a request by `actor` (address, user agent, request id; the grant's user is
-/// filled in), who is named in the audit entry of a reuse.
-pub async fn refresh_as(
     state: &AppState,
     client: &Client,
     params: &Params,
