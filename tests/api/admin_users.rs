@@ -2970,3 +2970,93 @@ async fn a_bulk_deactivation_records_its_reason_in_the_audit_log() {
         "lost laptop"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Export
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_users_export_parses_back_to_the_listed_users_in_csv_and_xlsx() {
+    let app = spawn_app().await;
+    let admin = Api::new(&app, &admin_token(&app).await);
+    for (name, first) in [("ann", "=cmd|' /C calc'!A0"), ("ben", "Smith, \"Ben\"\nJr")] {
+        let (status, body) = admin
+            .post(
+                "/users",
+                json!({"username": name, "email": format!("{name}@example.com"), "first_name": first}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (_, listed) = admin.get("/users?sort=created_at:asc&limit=100").await;
+    let listed = listed["users"].as_array().unwrap().clone();
+
+    let response = admin.get_raw("/users/export?format=csv").await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"users-")
+    );
+    let text = response.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), listed.len());
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    for (row, user) in rows.iter().zip(&listed) {
+        assert_eq!(&row[column("id")], user["id"].as_str().unwrap());
+        assert_eq!(&row[column("email")], user["email"].as_str().unwrap());
+        assert_eq!(
+            row[column("roles")].split(';').collect::<Vec<_>>(),
+            user["roles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap())
+                .collect::<Vec<_>>()
+        );
+        let first = user["first_name"].as_str().unwrap_or("");
+        let expected = if first.starts_with('=') {
+            format!("'{first}")
+        } else {
+            first.to_owned()
+        };
+        assert_eq!(
+            &row[column("first_name")],
+            expected,
+            "formulas are neutralised"
+        );
+    }
+
+    let response = admin.get_raw("/users/export?format=xlsx").await;
+    assert_eq!(response.status().as_u16(), 200);
+    let bytes = response.bytes().await.unwrap();
+    use calamine::Reader;
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let sheet = workbook.worksheet_range_at(0).unwrap().unwrap();
+    let ids: Vec<String> = sheet.rows().skip(1).map(|r| r[0].to_string()).collect();
+    let expected: Vec<String> = listed
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, expected);
+
+    let (status, error) = admin.get("/users/export?format=pdf").await;
+    assert_eq!(status, 422, "{error}");
+    let (_, token) = user_with_roles(&app, "cal", &["user"]).await;
+    assert_eq!(
+        Api::new(&app, &token)
+            .get_raw("/users/export")
+            .await
+            .status()
+            .as_u16(),
+        403
+    );
+}

@@ -1,22 +1,22 @@
 //! The users resource: `/api/v1/users` (seeds 001 and 003) and `/api/v1/admin/users`
 //! (seed 000), one set of handlers gated by `users:read`, `users:write` and `users:delete`.
 
-use actix_web::http::StatusCode;
+mod bulk_ops;
+mod export;
+
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::accounts::policy::check_new_password;
-use crate::admin::bulk::{self, BulkActionRequest, BulkNewUser, MAX_ITEMS};
-use crate::admin::export::{Export, ExportFormat};
 use crate::admin::users::{self as admin, Include, UserInput, VIEW_FIELDS};
 use crate::admin::{AdminError, activity};
 use crate::api::error::{ApiError, FieldError};
 use crate::api::extract::{ApiJson, Authenticated, OptionalJson};
 use crate::api::pagination::{Cursor, PageQuery, Paging, cursor_json, offset_json};
 use crate::domain::{
-    Condition, QueryError, SortField, SortKey, Timestamp, UserField, equals, now, parse_fields,
+    Condition, QueryError, SortField, Timestamp, UserField, equals, now, parse_fields,
     parse_filters, parse_sort,
 };
 use crate::http::endpoint;
@@ -24,6 +24,8 @@ use crate::paths;
 use crate::startup::AppState;
 use crate::store::user_search::{self, SortValue, UserQuery, Window};
 use crate::store::write_transaction;
+use bulk_ops::{bulk_actions, bulk_create, bulk_delete};
+use export::export;
 
 /// The routes, under both bases. Ids are UUIDs, so `/users/search`, `/users/bulk` and the
 /// other named paths never reach the `{id}` routes.
@@ -123,7 +125,7 @@ struct ListSpec {
 }
 
 /// The conditions of the `role`, `status` and `filters` parameters.
-fn conditions(
+pub(super) fn conditions(
     filters: Option<&str>,
     role: Option<String>,
     status: Option<String>,
@@ -142,7 +144,10 @@ fn conditions(
 }
 
 /// `search` and its seed 003 spelling `q`.
-fn search_words(search: Option<String>, q: Option<String>) -> Result<Option<String>, ApiError> {
+pub(super) fn search_words(
+    search: Option<String>,
+    q: Option<String>,
+) -> Result<Option<String>, ApiError> {
     match (search, q) {
         (Some(a), Some(b)) if a != b => Err(ApiError::bad_request("search and q disagree")),
         (Some(s), _) | (None, Some(s)) => Ok(Some(s).filter(|s| !s.trim().is_empty())),
@@ -274,7 +279,7 @@ fn check_password(
 }
 
 /// Validates a new user and hashes its password (off the executor).
-async fn prepare(
+pub(super) async fn prepare(
     state: &AppState,
     input: UserInput,
 ) -> Result<(admin::UserSpec, Option<String>, bool), AdminError> {
@@ -553,210 +558,4 @@ async fn set_permissions(
         "message": "Permissions updated successfully",
         "permissions": permissions,
     })))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BulkOptions {
-    #[serde(default)]
-    send_welcome_emails: bool,
-    #[serde(default)]
-    fail_on_error: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BulkCreateBody {
-    users: Vec<UserInput>,
-    #[serde(default)]
-    options: BulkOptions,
-}
-
-/// `POST /users/bulk` (seed 003): 201 when every user was created, 207 when some were, 422
-/// when none was (or `fail_on_error` undid them); per-item results either way.
-async fn bulk_create(
-    state: web::Data<AppState>,
-    http: HttpRequest,
-    auth: Authenticated,
-    body: ApiJson<BulkCreateBody>,
-) -> Result<HttpResponse, ApiError> {
-    let BulkCreateBody { users, options } = body.0;
-    if users.is_empty() || users.len() > MAX_ITEMS {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "users",
-            format!("must list 1 to {MAX_ITEMS} users"),
-        )]));
-    }
-    let mut items = Vec::with_capacity(users.len());
-    for input in users {
-        let prepared = prepare(&state, input)
-            .await
-            .map(|(spec, hash, _)| (spec, hash));
-        items.push(BulkNewUser { prepared });
-    }
-    let caller = auth.caller(&http);
-    let handles = state.handles();
-    let outcome = state
-        .store
-        .run(move |conn| {
-            bulk::create(
-                conn,
-                &handles,
-                &caller,
-                items,
-                options.send_welcome_emails,
-                options.fail_on_error,
-            )
-        })
-        .await?;
-    let status = match outcome.successful() {
-        n if n == outcome.results.len() => StatusCode::CREATED,
-        0 => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => StatusCode::MULTI_STATUS,
-    };
-    Ok(HttpResponse::build(status).json(outcome))
-}
-
-/// `POST /users/bulk-actions` (seed 001).
-async fn bulk_actions(
-    state: web::Data<AppState>,
-    http: HttpRequest,
-    auth: Authenticated,
-    body: ApiJson<BulkActionRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let request = body.0;
-    if request.action == bulk::BulkAction::Delete {
-        auth.require("users:delete")?;
-    }
-    bulk::validate_action(&request)?;
-    let caller = auth.caller(&http);
-    let handles = state.handles();
-    let outcome = state
-        .store
-        .run(move |conn| bulk::act(conn, &handles, &caller, &request))
-        .await?;
-    Ok(HttpResponse::Ok().json(outcome))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BulkDeleteBody {
-    ids: Vec<String>,
-    #[serde(default)]
-    soft_delete: bool,
-}
-
-/// `DELETE /users/bulk` (seed 004): `{"deleted": [...], "failed": [...]}`.
-async fn bulk_delete(
-    state: web::Data<AppState>,
-    http: HttpRequest,
-    auth: Authenticated,
-    body: ApiJson<BulkDeleteBody>,
-) -> Result<HttpResponse, ApiError> {
-    let BulkDeleteBody { ids, soft_delete } = body.0;
-    if ids.is_empty() || ids.len() > MAX_ITEMS {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "ids",
-            format!("must list 1 to {MAX_ITEMS} ids"),
-        )]));
-    }
-    let caller = auth.caller(&http);
-    let handles = state.handles();
-    let outcome = state
-        .store
-        .run(move |conn| bulk::delete(conn, &handles, &caller, &ids, soft_delete))
-        .await?;
-    Ok(HttpResponse::Ok().json(outcome))
-}
-
-/// The parameters of `/users/export`: the filters of the lists, and the format.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExportQuery {
-    format: Option<String>,
-    search: Option<String>,
-    q: Option<String>,
-    role: Option<String>,
-    status: Option<String>,
-    filters: Option<String>,
-    include_deleted: Option<bool>,
-}
-
-/// The columns of a users export.
-const EXPORT_COLUMNS: &[&str] = &[
-    "id",
-    "username",
-    "email",
-    "first_name",
-    "last_name",
-    "display_name",
-    "roles",
-    "status",
-    "email_verified",
-    "mfa_enabled",
-    "kind",
-    "last_login",
-    "created_at",
-    "updated_at",
-];
-
-/// `GET /users/export?format=csv|xlsx` (seed 004): the matching users, oldest first, read in
-/// keyset batches; CSV is streamed as it is read. `roles` are joined with `;`.
-async fn export(
-    state: web::Data<AppState>,
-    query: web::Query<ExportQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    let format = ExportFormat::parse(
-        query.format.as_deref(),
-        &[ExportFormat::Csv, ExportFormat::Xlsx],
-    )?;
-    let user_query = UserQuery {
-        search: search_words(query.search, query.q)?,
-        conditions: conditions(query.filters.as_deref(), query.role, query.status)?,
-        include_deleted: query.include_deleted.unwrap_or(false),
-        sort: vec![SortKey {
-            field: SortField::CreatedAt,
-            descending: false,
-        }],
-    };
-    Export::new("users", EXPORT_COLUMNS)
-        .respond(
-            &state.store,
-            format,
-            move |conn, after: Option<(i64, String)>, limit| {
-                let window = Window::After {
-                    key: after.as_ref().map(|(time, _)| SortValue::Int(*time)),
-                    id: after.map(|(_, id)| id),
-                    limit,
-                };
-                let users = user_search::page(conn, &user_query, &window, now())?;
-                let keys: Vec<(i64, String)> = users
-                    .iter()
-                    .map(|u| (u.row.created_at, u.row.id.clone()))
-                    .collect();
-                let views = admin::views(conn, &users, Include::default())?;
-                Ok(keys
-                    .into_iter()
-                    .zip(views)
-                    .map(|(key, view)| {
-                        let cells = EXPORT_COLUMNS
-                            .iter()
-                            .map(|column| match (*column, &view[*column]) {
-                                ("roles", Value::Array(roles)) => Value::String(
-                                    roles
-                                        .iter()
-                                        .filter_map(Value::as_str)
-                                        .collect::<Vec<_>>()
-                                        .join(";"),
-                                ),
-                                (_, value) => value.clone(),
-                            })
-                            .collect();
-                        (key, cells)
-                    })
-                    .collect())
-            },
-        )
-        .await
 }
