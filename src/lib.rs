@@ -12,6 +12,7 @@ pub mod events;
 pub mod http;
 pub mod limits;
 pub mod maintenance;
+pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod paths;

@@ -36,6 +36,8 @@ pub const STATIC: &str = "/static/{path:.*}";
 /// The JWK Set with the public halves of the signing keys.
 pub const JWKS: &str = "/oauth/jwks";
 
+/// Prometheus metrics (on the main listener with `metrics_token`, or on `metrics_bind`).
+pub const METRICS: &str = "/metrics";
 /// Liveness probe for load balancers (seed 001).
 pub const HEALTH: &str = "/health";
 /// Health with the database check, its response time and the pool state (seed 001).

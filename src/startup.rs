@@ -48,6 +48,8 @@ pub struct AppState {
     pub started_at: Instant,
     /// The rate limits' counters.
     pub limiter: Arc<crate::limits::Limiter>,
+    /// The metrics of this instance.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The web origins registered by clients, for CORS.
     pub cors_origins: Arc<crate::http::cors::RegisteredOrigins>,
 }
@@ -126,6 +128,8 @@ impl Core {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The `metrics_bind` listener, serving only `/metrics`, with its port.
+    metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
 }
 
@@ -159,7 +163,10 @@ impl Application {
         );
         let state = web::Data::new(AppState {
             limiter: Arc::new(limiter),
-            cors_origins: Arc::new(crate::http::cors::RegisteredOrigins::new(core.store.clone())),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            cors_origins: Arc::new(crate::http::cors::RegisteredOrigins::new(
+                core.store.clone(),
+            )),
             discovery: discovery::document(&settings)?,
             settings: Arc::new(settings),
             store: core.store,
@@ -194,6 +201,7 @@ impl Application {
                     .wrap(from_fn(crate::limits::middleware::enforce))
                     .wrap(from_fn(crate::http::cors::cors))
                     .wrap(from_fn(crate::http::headers::security_headers))
+                    .wrap(from_fn(crate::metrics::track))
                     .wrap(from_fn(request_context))
                     .configure(routes)
                     .default_service(web::to(error::not_found))
@@ -205,16 +213,22 @@ impl Application {
             }
             server.run()
         };
+        let metrics = match state.settings.metrics.bind {
+            Some(bind) => Some(metrics_server(bind, state.clone())?),
+            None => None,
+        };
         tracing::info!(
             issuer = %state.settings.issuer,
             bind = %state.settings.bind,
             port,
             database = %state.settings.database_url.redacted(),
+            metrics_port = metrics.as_ref().map(|(p, _)| *p),
             "latchkey ready"
         );
         Ok(Self {
             port,
             server,
+            metrics,
             state,
         })
     }
@@ -222,6 +236,11 @@ impl Application {
     /// The port bound.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `metrics_bind` listener, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// The issuer identifier in use.
@@ -242,7 +261,13 @@ impl Application {
         let key_maintenance = tokio::spawn(keys.maintain(interval));
         let housekeeping = tokio::spawn(crate::maintenance::run(self.state.clone().into_inner()));
         let workers = crate::events::spawn_workers(self.state.clone().into_inner());
-        let result = self.server.await;
+        let result = match self.metrics {
+            Some((_, metrics)) => {
+                let (main, metrics) = futures_util::future::join(self.server, metrics).await;
+                main.and(metrics)
+            }
+            None => self.server.await,
+        };
         key_maintenance.abort();
         housekeeping.abort();
         for worker in workers {
@@ -250,6 +275,26 @@ impl Application {
         }
         result
     }
+}
+
+/// The listener of `metrics_bind`: `/metrics` without a token (whoever reaches this address
+/// may read it), nothing else.
+fn metrics_server(
+    bind: std::net::SocketAddr,
+    state: web::Data<AppState>,
+) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(bind).with_context(|| format!("bind metrics_bind {bind}"))?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route(paths::METRICS, web::get().to(crate::metrics::metrics_open))
+    })
+    .listen(listener)?
+    .workers(1)
+    .shutdown_timeout(5)
+    .run();
+    Ok((port, server))
 }
 
 /// The client for outbound requests: short timeouts, no redirects (a redirect could point a
@@ -352,5 +397,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .get(api::health::system)
             .finish(),
     )
-    .service(endpoint(paths::SYSTEM_INFO).get(api::system::info).finish());
+    .service(endpoint(paths::SYSTEM_INFO).get(api::system::info).finish())
+    .service(
+        endpoint(paths::METRICS)
+            .get(crate::metrics::metrics_with_token)
+            .finish(),
+    );
 }

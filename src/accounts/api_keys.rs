@@ -389,6 +389,7 @@ pub async fn exchange(state: &AppState, presented: &str) -> Result<KeyToken, Exc
             claims: &Default::default(),
         },
     )?;
+    state.metrics.token_issued("api_key");
     Ok(KeyToken {
         access_token,
         token_type: "Bearer",

@@ -175,6 +175,7 @@ pub async fn start_session(
             claims: &Default::default(),
         },
     )?;
+    state.metrics.token_issued("password");
     Ok(ApiLogin {
         access_token,
         refresh_token: refresh.expose().to_owned(),

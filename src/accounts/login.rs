@@ -264,6 +264,7 @@ pub async fn verify_credentials(
         })
     };
     let Some((user, security)) = found else {
+        state.metrics.login_failed();
         // The submitted login is not a secret; it says what was tried.
         refuse(
             None,
@@ -291,8 +292,10 @@ pub async fn verify_credentials(
             })
             .await?;
         tracing::info!(target: "latchkey::security", event = "login_failed", user_id = %user.id, locked = locked.is_some(), "wrong password");
+        state.metrics.login_failed();
         return Err(match locked {
             Some(retry_after) => {
+                state.metrics.locked_out();
                 tracing::warn!(target: "latchkey::security", event = "account_locked", user_id = %user.id, "account locked after repeated failures");
                 CredentialError::Locked { retry_after }
             }

@@ -379,7 +379,11 @@ pub async fn refresh(
         return match crate::oauth::token::refresh_token::refresh(&state, &client, &params, &by)
             .await
         {
-            Ok(tokens) => Ok(no_store(HttpResponse::Ok()).json(json!({
+            Ok(tokens) => Ok({
+                state.metrics.token_issued("refresh_token");
+                no_store(HttpResponse::Ok())
+            }
+            .json(json!({
                 "access_token": tokens.access_token,
                 "refresh_token": tokens.refresh_token,
                 "token_type": "Bearer",
@@ -454,6 +458,7 @@ async fn reissue(state: &AppState, caller: &Authenticated) -> Result<HttpRespons
             claims: &Default::default(),
         },
     )?;
+    state.metrics.token_issued("refresh_token");
     Ok(no_store(HttpResponse::Ok()).json(json!({
         "access_token": access_token,
         "token_type": "Bearer",

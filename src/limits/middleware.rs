@@ -90,9 +90,13 @@ fn refusal(limit: Limit, standing: &Standing, page: bool) -> actix_web::HttpResp
         )
         .error_response()
     } else {
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, limit.error_code(), limit.message())
-            .with_field("retry_after", retry_after)
-            .error_response()
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            limit.error_code(),
+            limit.message(),
+        )
+        .with_field("retry_after", retry_after)
+        .error_response()
     };
     let headers = response.headers_mut();
     headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
@@ -117,9 +121,10 @@ async fn key_of(
     .unwrap_or_else(|| "unknown".into());
     match limit {
         Limit::Login => {
-            let body = crate::http::read_body(request.take_payload(), state.settings.max_body_bytes)
-                .await
-                .unwrap_or_default();
+            let body =
+                crate::http::read_body(request.take_payload(), state.settings.max_body_bytes)
+                    .await
+                    .unwrap_or_default();
             let content_type = crate::http::media_type(request.request());
             let login = login_of(&content_type, &body);
             request.set_payload(Payload::from(Bytes::from(body)));
@@ -172,6 +177,7 @@ pub async fn enforce(
         }
     };
     if !standing.allowed() {
+        state.metrics.rate_limited(limit.name());
         tracing::info!(
             target: "latchkey::security",
             event = "rate_limited",

@@ -329,6 +329,8 @@ fn rotate_via(
 pub struct ActiveKey {
     kid: String,
     alg: SigningAlg,
+    /// When the key started signing (unix seconds).
+    activated_at: i64,
     signer: Box<dyn JwsSigner>,
     public_jwk: openidconnect::core::CoreJsonWebKey,
 }
@@ -436,6 +438,7 @@ impl KeySet {
                     ActiveKey {
                         kid: row.kid.clone(),
                         alg,
+                        activated_at: row.activated_at.unwrap_or(row.created_at),
                         signer,
                         public_jwk: serde_json::from_str(&row.public_jwk)
                             .with_context(|| format!("signing key {}: JWK", row.kid))?,
@@ -454,6 +457,14 @@ impl KeySet {
             jwks: Bytes::from(jwks),
             fingerprint,
         })
+    }
+
+    /// When each active key started signing, by algorithm (for the key-age metric).
+    pub fn active_ages(&self) -> Vec<(&'static str, i64)> {
+        self.active
+            .values()
+            .map(|key| (key.alg.as_str(), key.activated_at))
+            .collect()
     }
 
     /// The signing key for `alg`.

@@ -243,3 +243,12 @@ pub fn topic_page(
         .load(conn)?;
     Ok((rows, total))
 }
+
+/// How many messages wait for delivery, by kind.
+pub fn pending_by_kind(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(outbox::table
+        .filter(outbox::status.eq(PENDING))
+        .group_by(outbox::kind)
+        .select((outbox::kind, diesel::dsl::count_star()))
+        .load(conn)?)
+}

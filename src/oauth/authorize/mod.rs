@@ -386,6 +386,7 @@ pub async fn complete(
     };
     let mut params: Vec<(&'static str, String)> = Vec::new();
     let access_token = if response_type.token {
+        state.metrics.token_issued("implicit");
         Some(mint_access_token(state, &ctx)?.0)
     } else {
         None

@@ -101,5 +101,6 @@ pub async fn token(
             ));
         }
     };
+    state.metrics.token_issued(grant_type);
     Ok(response.into_http())
 }
