@@ -233,8 +233,8 @@ impl fmt::Display for ResponseType {
 pub struct RedirectUri(String);
 
 impl RedirectUri {
-    /// An absolute URI without a fragment (RFC 6749 §3.1.2), of at most 2000 characters;
-    /// script-capable schemes are refused.
+    /// An absolute URI without a fragment (RFC 6749 §3.1.2) or user information, of at most
+    /// 2000 characters; script-capable schemes are refused.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         if raw.len() > 2000 {
             return Err(Invalid::new("must be at most 2000 characters"));
@@ -252,6 +252,13 @@ impl RedirectUri {
         }
         if matches!(url.scheme(), "http" | "https") && url.host_str().is_none_or(str::is_empty) {
             return Err(Invalid::new(format!("`{raw}` has no host")));
+        }
+        // `https://rp.example@evil.example/` goes to evil.example: credentials in a redirect
+        // URI only ever serve to disguise its host.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Invalid::new(format!(
+                "`{raw}` must not contain user information"
+            )));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -271,28 +278,12 @@ impl RedirectUri {
         if application_type != ApplicationType::Native {
             return false;
         }
-        let (Ok(registered), Ok(presented)) =
-            (url::Url::parse(&self.0), url::Url::parse(presented))
-        else {
-            return false;
-        };
-        let is_loopback_literal = |u: &url::Url| {
-            u.scheme() == "http"
-                && matches!(
-                    u.host(),
-                    Some(url::Host::Ipv4(ip)) if ip.is_loopback()
-                )
-                || u.scheme() == "http"
-                    && matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-        };
-        is_loopback_literal(&registered)
-            && is_loopback_literal(&presented)
-            && registered.host() == presented.host()
-            && registered.path() == presented.path()
-            && registered.query() == presented.query()
-            && presented.fragment().is_none()
-            && registered.username() == presented.username()
-            && presented.password().is_none()
+        // Only the port may differ, and everything else is compared as text (RFC 9700 §4.1.3):
+        // no case folding, no path normalisation, no other spelling of the address.
+        match (split_loopback(&self.0), split_loopback(presented)) {
+            (Some(registered), Some(presented)) => registered == presented,
+            _ => false,
+        }
     }
 
     /// The origin (`scheme://host[:port]`), for CORS.
@@ -309,6 +300,43 @@ impl fmt::Display for RedirectUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// An `http` URI whose host is a loopback IP literal, split around its port: the text up to the
+/// end of the host and the text after the port. `None` for anything else (another scheme or
+/// host, userinfo, a port that is not digits).
+fn split_loopback(uri: &str) -> Option<(&str, &str)> {
+    let after_scheme = uri.strip_prefix("http://")?;
+    let authority_end = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let authority = &after_scheme[..authority_end];
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let close = bracketed.find(']')?;
+            (&authority[..close + 2], &bracketed[close + 1..])
+        }
+        None => match authority.find(':') {
+            Some(colon) => (&authority[..colon], &authority[colon..]),
+            None => (authority, ""),
+        },
+    };
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if !literal
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+    {
+        return None;
+    }
+    if let Some(digits) = port.strip_prefix(':') {
+        if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+    } else if !port.is_empty() {
+        return None;
+    }
+    let host_end = "http://".len() + host.len();
+    Some((&uri[..host_end], &after_scheme[authority_end..]))
 }
 
 #[cfg(test)]

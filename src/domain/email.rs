@@ -12,17 +12,18 @@ pub struct Email(String);
 impl Email {
     /// RFC 5321 limits the address to 254 octets; the syntax check is `email_address`'s.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let text = raw.trim();
+        // Checked after lowercasing, so that what is stored parses to itself.
+        let text = raw.trim().to_lowercase();
         if text.is_empty() {
             return Err(Invalid::new("must not be empty"));
         }
         if text.len() > 254 {
             return Err(Invalid::new("must be at most 254 characters"));
         }
-        if !email_address::EmailAddress::is_valid(text) || !text.contains('@') {
+        if !email_address::EmailAddress::is_valid(&text) || !text.contains('@') {
             return Err(Invalid::new("is not a valid email address"));
         }
-        Ok(Self(text.to_lowercase()))
+        Ok(Self(text))
     }
 
     /// The address.

@@ -13,7 +13,9 @@ pub struct Username(String);
 impl Username {
     /// Parses and normalises a username.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let text = raw.trim();
+        // Checked after lowercasing, so that what is stored parses to itself (`İ` lowercases
+        // to `i` and a combining dot, which is not a letter).
+        let text = raw.trim().to_lowercase();
         let len = text.chars().count();
         if !(3..=64).contains(&len) {
             return Err(Invalid::new("must be 3 to 64 characters"));
@@ -26,7 +28,7 @@ impl Username {
                 "may contain only letters, digits and . _ - @ +",
             ));
         }
-        Ok(Self(text.to_lowercase()))
+        Ok(Self(text))
     }
 
     /// The username.

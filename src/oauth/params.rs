@@ -63,6 +63,11 @@ impl Params {
             .map(|(name, _)| Repeated(name.clone()))
     }
 
+    /// Whether `name` was sent more than once (whatever else is repeated).
+    pub fn is_repeated(&self, name: &str) -> bool {
+        self.0.iter().filter(|(n, _)| n == name).nth(1).is_some()
+    }
+
     /// The value of `name`, `None` when absent or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

@@ -107,7 +107,7 @@ pub struct Trusted<'a> {
 
 /// The `client_id` of a request, or a page explaining why there is none.
 pub fn client_id(params: &Params) -> Result<String, RequestError> {
-    if params.repeated().is_some_and(|r| r.0 == "client_id") {
+    if params.is_repeated("client_id") {
         return Err(page("The client_id parameter is repeated."));
     }
     params
@@ -118,7 +118,7 @@ pub fn client_id(params: &Params) -> Result<String, RequestError> {
 
 /// Checks the redirect URI against the client's registered ones.
 pub fn trust<'a>(params: &Params, client: &'a Client) -> Result<Trusted<'a>, RequestError> {
-    if params.repeated().is_some_and(|r| r.0 == "redirect_uri") {
+    if params.is_repeated("redirect_uri") {
         return Err(page("The redirect_uri parameter is repeated."));
     }
     match params.get("redirect_uri") {
