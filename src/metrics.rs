@@ -261,11 +261,13 @@ fn status_label(status: u16) -> &'static str {
         429 => "429",
         500 => "500",
         503 => "503",
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        _ => match status / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        },
     }
 }
 
@@ -303,6 +305,20 @@ fn text(body: String) -> HttpResponse {
 
 /// `GET /metrics` on the main listener: for holders of `metrics_token` only (404 when no token
 /// is configured, so the endpoint does not exist for the internet; 401 for a wrong token).
+#[utoipa::path(
+    get,
+    path = crate::paths::METRICS,
+    tag = "system",
+    description = "Prometheus metrics on the main listener, for holders of the configured `metrics.token` \
+(the endpoint does not exist when none is configured). A separate `metrics_bind` listener serves them \
+without a token.",
+    responses(
+        (status = 200, description = "The metrics in the Prometheus text format", content_type = "text/plain"),
+        (status = 401, description = "A missing or wrong token (with `WWW-Authenticate: Bearer`); no body"),
+        (status = 404, description = "No `metrics.token` is configured", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("metrics_token" = [])),
+)]
 pub async fn metrics_with_token(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
     let Some(expected) = &state.settings.metrics.token else {
         return actix_web::ResponseError::error_response(&crate::api::error::ApiError::not_found(
@@ -350,3 +366,8 @@ mod tests {
         assert_eq!(status_label(418), "4xx");
     }
 }
+
+/// The metrics operation, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(metrics_with_token))]
+pub struct Doc;

@@ -44,6 +44,8 @@ pub struct AppState {
     pub client_keys: crate::oauth::client_auth::ClientKeyCache,
     /// The discovery document, built once.
     pub discovery: Bytes,
+    /// The OpenAPI document (`/openapi.json`), built once.
+    pub openapi: Bytes,
     /// When this instance started, for `uptime`.
     pub started_at: Instant,
     /// The rate limits' counters.
@@ -168,6 +170,7 @@ impl Application {
                 core.store.clone(),
             )),
             discovery: discovery::document(&settings)?,
+            openapi: api::openapi::document_json(&settings.issuer)?,
             settings: Arc::new(settings),
             store: core.store,
             crypto: core.crypto,
@@ -401,6 +404,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         endpoint(paths::METRICS)
             .get(crate::metrics::metrics_with_token)
+            .finish(),
+    );
+    cfg.service(
+        endpoint(api::docs::OPENAPI_JSON)
+            .get(api::openapi::openapi_json)
+            .finish(),
+    )
+    .service(endpoint(api::docs::DOCS).get(api::docs::page).finish())
+    .service(
+        endpoint(api::docs::DOCS_ASSET)
+            .get(api::docs::asset)
             .finish(),
     );
 }

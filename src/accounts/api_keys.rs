@@ -183,10 +183,13 @@ pub fn create(
         },
         (None, days) => {
             let days = days.unwrap_or(DEFAULT_DAYS);
-            if !(1..=MAX_DAYS).contains(&days) {
+            if (1..=MAX_DAYS).contains(&days) {
+                Some(at + days * 86_400)
+            } else {
+                // Not multiplied: a huge number of days would overflow.
                 errors.push(("expires_in_days".into(), format!("must be 1 to {MAX_DAYS}")));
+                None
             }
-            Some(at + days * 86_400)
         }
     };
     if !errors.is_empty() {

@@ -37,18 +37,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(endpoint(paths::AUTH_TOKEN).post(token).finish());
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// The page, from 1 (not with `offset` or `cursor`).
+    #[param(minimum = 1)]
     page: Option<i64>,
+    /// The page size, 1 to 100 (50 by default).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// A synonym of `limit`.
+    #[param(minimum = 1, maximum = 100)]
     size: Option<i64>,
+    /// Keys to skip (not with `page` or `cursor`).
+    #[param(minimum = 0)]
     offset: Option<i64>,
+    /// Pages by key: empty for the first page, then the previous page's `next_cursor`.
     cursor: Option<String>,
+    /// Only the keys of this service account.
     user_id: Option<String>,
 }
 
 /// `GET /admin/api-keys[?user_id=]`, oldest first.
+#[utoipa::path(
+    get,
+    path = crate::paths::ADMIN_API_KEYS,
+    tag = "api-keys",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of keys, oldest first (never the keys themselves)", body = schema::ApiKeyList),
+    ),
+    security(("bearer" = ["api_keys:read"])),
+)]
 async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
@@ -73,6 +94,19 @@ async fn list(
 }
 
 /// `POST /admin/api-keys`: 201 with the key in `api_key`, shown only now.
+#[utoipa::path(
+    post,
+    path = crate::paths::ADMIN_API_KEYS,
+    tag = "api-keys",
+    request_body = schema::NewApiKeyBody,
+    responses(
+        (status = 201, description = "The key, in `api_key`, shown only now", body = schema::ApiKeyCreated),
+        (status = 403, description = "No `api_keys:write`, or scopes the caller does not hold", body = crate::api::openapi::ApiErrorBody),
+        (status = 404, description = "`user_id` names no user", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "A missing or invalid member", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["api_keys:write"])),
+)]
 async fn create(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -101,6 +135,17 @@ async fn create(
 }
 
 /// `GET /admin/api-keys/{id}`.
+#[utoipa::path(
+    get,
+    path = crate::paths::ADMIN_API_KEY,
+    tag = "api-keys",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "The key (never the key itself)", body = schema::ApiKeyView),
+        (status = 404, description = "No key has this id", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["api_keys:read"])),
+)]
 async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let view = state
@@ -111,6 +156,18 @@ async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpRe
 }
 
 /// `DELETE /admin/api-keys/{id}`: revokes the key and every token it produced.
+#[utoipa::path(
+    delete,
+    path = crate::paths::ADMIN_API_KEY,
+    tag = "api-keys",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "Revoked, with every token it produced", body = schema::ApiKeyRevoked),
+        (status = 404, description = "No key has this id", body = crate::api::openapi::ApiErrorBody),
+        (status = 409, description = "Already revoked", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["api_keys:write"])),
+)]
 async fn revoke(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -131,14 +188,29 @@ async fn revoke(
 }
 
 /// Seed 003's exchange request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
+    /// The API key.
+    #[schema(value_type = String)]
     api_key: SecretString,
+    /// `client_credentials`.
     grant_type: String,
 }
 
 /// `POST /auth/token`: `{"api_key", "grant_type": "client_credentials"}` → an access token.
+#[utoipa::path(
+    post,
+    path = crate::paths::AUTH_TOKEN,
+    tag = "auth",
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "An access token of the key's service account, with the key's scopes", body = schema::KeyTokenBody),
+        (status = 400, description = "`unsupported_grant_type`: `grant_type` must be `client_credentials`", body = crate::api::openapi::ApiErrorBody),
+        (status = 401, description = "`invalid_api_key`: unknown, expired or revoked", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(()),
+)]
 async fn token(
     state: web::Data<AppState>,
     body: ApiJson<TokenRequest>,
@@ -162,5 +234,88 @@ async fn token(
             "The API key is invalid, expired or revoked",
         )),
         Err(ExchangeError::Internal(error)) => Err(error.into()),
+    }
+}
+
+/// This module's operations, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, get, revoke, token))]
+pub struct Doc;
+
+/// The shapes of this module's bodies for the OpenAPI document (the views are built with
+/// `json!` by `accounts::api_keys`; the input is `accounts::api_keys::NewApiKey`).
+#[allow(dead_code)]
+pub mod schema {
+    use crate::domain::Timestamp;
+    use utoipa::ToSchema;
+
+    /// An API key (never the key or its hash).
+    #[derive(ToSchema)]
+    pub struct ApiKeyView {
+        pub id: String,
+        pub name: String,
+        /// The key's first characters, to recognise it.
+        pub key_prefix: String,
+        /// The service account it acts as.
+        pub user_id: String,
+        pub username: String,
+        pub scopes: Vec<String>,
+        /// `active`, `expired` or `revoked`.
+        pub status: String,
+        pub created_by: Option<String>,
+        pub created_at: Timestamp,
+        pub expires_at: Option<Timestamp>,
+        pub last_used_at: Option<Timestamp>,
+        pub revoked_at: Option<Timestamp>,
+    }
+
+    /// A new key: the view and the key, once.
+    #[derive(ToSchema)]
+    pub struct ApiKeyCreated {
+        #[serde(flatten)]
+        pub view: ApiKeyView,
+        /// The key: shown only in this response.
+        pub api_key: String,
+    }
+
+    /// A page of keys.
+    #[derive(ToSchema)]
+    pub struct ApiKeyList {
+        pub api_keys: Vec<ApiKeyView>,
+        pub pagination: crate::api::openapi::Pagination,
+    }
+
+    /// A new key (mirrors `accounts::api_keys::NewApiKey`).
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct NewApiKeyBody {
+        /// A label for people.
+        pub name: String,
+        /// The permissions the key may use.
+        pub scopes: Vec<String>,
+        /// The service account the key acts as; one is created when absent.
+        pub user_id: Option<String>,
+        /// When the key stops working (RFC 3339)...
+        pub expires_at: Option<String>,
+        /// ...or in how many days (default 90, at most 3650).
+        #[schema(minimum = 1, maximum = 3650)]
+        pub expires_in_days: Option<i64>,
+    }
+
+    /// A revocation.
+    #[derive(ToSchema)]
+    pub struct ApiKeyRevoked {
+        pub message: String,
+        pub revoked_at: Timestamp,
+    }
+
+    /// The token of an exchanged key (mirrors `accounts::api_keys::KeyToken`).
+    #[derive(ToSchema)]
+    pub struct KeyTokenBody {
+        pub access_token: String,
+        /// `Bearer`.
+        pub token_type: String,
+        pub expires_in: u64,
+        pub scope: String,
     }
 }

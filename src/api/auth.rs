@@ -34,7 +34,7 @@ pub fn present(value: &Option<String>) -> Option<&str> {
 }
 
 /// `POST /auth/register`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     username: Option<String>,
@@ -60,6 +60,18 @@ pub fn name_field(
 
 /// `POST /api/v1/auth/register`: creates an account with the `user` role (`user_registered`
 /// in the audit log, `user.created` to the webhooks, in the transaction that creates it).
+#[utoipa::path(
+    post,
+    path = crate::paths::AUTH_REGISTER,
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The account, with the `user` role; a verification mail is on its way", body = schema::Registered),
+        (status = 409, description = "The username or the address is taken (`details` names the field)", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "A missing or invalid member, or a weak password (`details` names each field)", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(()),
+)]
 pub async fn register(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -214,7 +226,7 @@ pub fn profile_json(profile: &Profile) -> Value {
 }
 
 /// `POST /auth/login`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     username: Option<String>,
@@ -286,6 +298,21 @@ pub fn login_json(login: &ApiLogin, mfa_enabled: bool) -> Value {
 
 /// `POST /api/v1/auth/login`: username or email and password. With MFA on, answers
 /// `403 mfa_required` with an `mfa_token` for `/auth/mfa/verify`.
+#[utoipa::path(
+    post,
+    path = crate::paths::AUTH_LOGIN,
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in: an access token, a refresh token and the user", body = schema::LoginResponse),
+        (status = 401, description = "`invalid_credentials`: the same answer whether or not the account exists", body = crate::api::openapi::ApiErrorBody),
+        (status = 403, description = "`mfa_required` (with `mfa_token` for `/api/v1/auth/mfa/verify`) or `account_disabled`", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "`username` (or `email`) or `password` is missing", body = crate::api::openapi::ApiErrorBody),
+        (status = 423, description = "`account_locked` after repeated failures, with `retry_after`", body = crate::api::openapi::ApiErrorBody),
+        (status = 429, description = "`too_many_login_attempts` from this address for this login", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(()),
+)]
 pub async fn login(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -353,13 +380,26 @@ pub fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpR
 
 /// `POST /auth/refresh`: `{"refresh_token"}` rotates it; with only a bearer access token
 /// (seed 003), a new access token is issued while its session still has a live refresh token.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     refresh_token: Option<String>,
 }
 
 /// `POST /api/v1/auth/refresh`.
+#[utoipa::path(
+    post,
+    path = crate::paths::AUTH_REFRESH,
+    tag = "auth",
+    description = "With `refresh_token`, rotates it: a new access token and a new refresh token (a rotated token used again revokes its whole family). With an empty body and a bearer access token instead (seed 003), a new access token while the token's session still has a live refresh token.",
+    request_body(content = Option<RefreshRequest>, description = "Optional: without it, the bearer token is used"),
+    responses(
+        (status = 200, description = "New tokens (`refresh_token` only when one was presented)", body = schema::Refreshed),
+        (status = 400, description = "Neither a refresh token nor a token of a session", body = crate::api::openapi::ApiErrorBody),
+        (status = 401, description = "`invalid_token`: the refresh token is unknown, used, expired or revoked, or the session has none left", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn refresh(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -467,7 +507,7 @@ async fn reissue(state: &AppState, caller: &Authenticated) -> Result<HttpRespons
 }
 
 /// `POST /auth/logout`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
     #[serde(default)]
@@ -478,6 +518,16 @@ pub struct LogoutRequest {
 
 /// `POST /api/v1/auth/logout`: ends the caller's session, or all of them (`logout` in the audit
 /// log, and `session_revoked` for each session ended, in one transaction).
+#[utoipa::path(
+    post,
+    path = crate::paths::AUTH_LOGOUT,
+    tag = "auth",
+    request_body(content = Option<LogoutRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "The session (or, with `all_devices`, every session) ended", body = crate::api::openapi::MessageBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn logout(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -542,6 +592,15 @@ pub async fn logout(
 }
 
 /// `POST /api/v1/auth/verify`: whether the bearer token is valid, and whose it is.
+#[utoipa::path(
+    post,
+    path = crate::paths::AUTH_VERIFY,
+    tag = "auth",
+    responses(
+        (status = 200, description = "The token is valid: whose it is, its scope and expiry", body = schema::Verified),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn verify(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -574,6 +633,15 @@ pub async fn verify(
 }
 
 /// `GET /api/v1/auth/me` in seed 001's shape.
+#[utoipa::path(
+    get,
+    path = crate::paths::AUTH_ME,
+    tag = "profile",
+    responses(
+        (status = 200, description = "The caller (`profile:read`)", body = schema::AuthMe),
+    ),
+    security(("bearer" = ["profile:read"])),
+)]
 pub async fn me(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -601,4 +669,128 @@ pub async fn me(
         "permissions": profile.permissions,
         "mfa_enabled": profile.mfa_enabled,
     })))
+}
+
+/// This module's operations, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(register, login, refresh, logout, verify, me))]
+pub struct Doc;
+
+/// The shapes of this module's responses for the OpenAPI document: the handlers build them
+/// with `json!`, and the schemathesis run of `scripts/test` holds the two together.
+#[allow(dead_code)]
+pub mod schema {
+    use crate::domain::Timestamp;
+    use serde_json::Value;
+    use utoipa::ToSchema;
+
+    /// Seed 000's profile (`/users/profile`).
+    #[derive(ToSchema)]
+    pub struct Profile {
+        pub id: String,
+        pub username: String,
+        pub email: String,
+        pub first_name: Option<String>,
+        pub last_name: Option<String>,
+        pub roles: Vec<String>,
+        /// The effective permissions (of the roles and direct ones).
+        pub permissions: Vec<String>,
+        /// `active`, `inactive`, `suspended`, ...
+        pub status: String,
+        pub created_at: Timestamp,
+        pub updated_at: Timestamp,
+        pub last_login: Option<Timestamp>,
+        pub email_verified: bool,
+        pub mfa_enabled: bool,
+        #[schema(value_type = Object)]
+        pub preferences: Value,
+    }
+
+    /// A new account.
+    #[derive(ToSchema)]
+    pub struct Registered {
+        #[serde(flatten)]
+        pub profile: Profile,
+        pub message: String,
+    }
+
+    /// The user of a login response.
+    #[derive(ToSchema)]
+    pub struct LoginUser {
+        pub id: String,
+        pub username: String,
+        pub email: String,
+        pub first_name: Option<String>,
+        pub last_name: Option<String>,
+        pub roles: Vec<String>,
+        pub permissions: Vec<String>,
+        pub last_login: Option<Timestamp>,
+        pub mfa_enabled: bool,
+    }
+
+    /// Seed 000's login response.
+    #[derive(ToSchema)]
+    pub struct LoginResponse {
+        pub access_token: String,
+        pub refresh_token: String,
+        /// `Bearer`.
+        pub token_type: String,
+        /// Seconds the access token lives (900 by default).
+        pub expires_in: u64,
+        /// Seconds the refresh token lives.
+        pub refresh_expires_in: u64,
+        pub user: LoginUser,
+    }
+
+    /// New tokens of a refresh.
+    #[derive(ToSchema)]
+    pub struct Refreshed {
+        pub access_token: String,
+        /// Present when a refresh token was rotated.
+        pub refresh_token: Option<String>,
+        /// `Bearer`.
+        pub token_type: String,
+        pub expires_in: u64,
+        pub refresh_expires_in: Option<u64>,
+    }
+
+    /// Whose a verified token is: a user (`username`, `roles`) or a client (`client_id`).
+    #[derive(ToSchema)]
+    pub struct TokenOwner {
+        pub id: String,
+        pub username: Option<String>,
+        pub roles: Option<Vec<String>>,
+        pub client_id: Option<String>,
+        pub permissions: Vec<String>,
+    }
+
+    /// The answer of `/auth/verify`.
+    #[derive(ToSchema)]
+    pub struct Verified {
+        /// Always `true` (an invalid token is a 401).
+        pub valid: bool,
+        pub user: TokenOwner,
+        pub scope: String,
+        pub expires_at: Timestamp,
+    }
+
+    /// Seed 001's `/auth/me`.
+    #[derive(ToSchema)]
+    pub struct AuthMe {
+        pub id: String,
+        pub username: String,
+        pub email: String,
+        pub first_name: Option<String>,
+        pub last_name: Option<String>,
+        /// The first role.
+        pub role: Option<String>,
+        pub roles: Vec<String>,
+        pub status: String,
+        pub is_active: bool,
+        pub email_verified: bool,
+        pub last_login: Option<Timestamp>,
+        pub created_at: Timestamp,
+        pub permissions: Vec<String>,
+        pub mfa_enabled: bool,
+    }
 }

@@ -40,6 +40,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /admin/clients`, oldest first.
+#[utoipa::path(
+    get,
+    path = crate::paths::ADMIN_CLIENTS,
+    tag = "clients",
+    params(crate::api::openapi::PagingParams),
+    responses(
+        (status = 200, description = "A page of clients, oldest first (the built-in one included)", body = schema::ClientList),
+    ),
+    security(("bearer" = ["clients:read"])),
+)]
 async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
@@ -52,6 +62,18 @@ async fn list(
 }
 
 /// `POST /admin/clients`: 201 with the client and, for a confidential one, its secret (once).
+#[utoipa::path(
+    post,
+    path = crate::paths::ADMIN_CLIENTS,
+    tag = "clients",
+    request_body = schema::ClientInputBody,
+    responses(
+        (status = 201, description = "The new client, with its secret (shown only now) for a confidential one", body = schema::AdminClientView),
+        (status = 409, description = "A conflicting client", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "A missing or invalid member (RFC 7591 rules)", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["clients:write"])),
+)]
 async fn create(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -81,6 +103,17 @@ async fn create(
 }
 
 /// `GET /admin/clients/{id}`.
+#[utoipa::path(
+    get,
+    path = crate::paths::ADMIN_CLIENT,
+    tag = "clients",
+    params(("id" = String, Path, description = "The client id")),
+    responses(
+        (status = 200, description = "The client (never its secret)", body = schema::AdminClientView),
+        (status = 404, description = "No client has this id", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["clients:read"])),
+)]
 async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let view = state
@@ -115,6 +148,20 @@ async fn update(
 }
 
 /// `PUT /admin/clients/{id}`: the whole registration (RFC 7592 §2.2).
+#[utoipa::path(
+    put,
+    path = crate::paths::ADMIN_CLIENT,
+    tag = "clients",
+    params(("id" = String, Path, description = "The client id")),
+    request_body = schema::ClientInputBody,
+    responses(
+        (status = 200, description = "The client as registered now", body = schema::AdminClientView),
+        (status = 404, description = "No client has this id", body = crate::api::openapi::ApiErrorBody),
+        (status = 409, description = "The built-in client, which cannot be changed", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "A missing or invalid member", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["clients:write"])),
+)]
 async fn replace(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -126,6 +173,20 @@ async fn replace(
 }
 
 /// `PATCH /admin/clients/{id}`: the members given; `null` removes an optional one.
+#[utoipa::path(
+    patch,
+    path = crate::paths::ADMIN_CLIENT,
+    tag = "clients",
+    params(("id" = String, Path, description = "The client id")),
+    request_body = schema::ClientInputBody,
+    responses(
+        (status = 200, description = "The client as registered now", body = schema::AdminClientView),
+        (status = 404, description = "No client has this id", body = crate::api::openapi::ApiErrorBody),
+        (status = 409, description = "The built-in client, which cannot be changed", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "An invalid member", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["clients:write"])),
+)]
 async fn patch(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -137,6 +198,18 @@ async fn patch(
 }
 
 /// `DELETE /admin/clients/{id}`: its grants and tokens end with it.
+#[utoipa::path(
+    delete,
+    path = crate::paths::ADMIN_CLIENT,
+    tag = "clients",
+    params(("id" = String, Path, description = "The client id")),
+    responses(
+        (status = 200, description = "Deleted, with its grants and tokens", body = schema::ClientDeleted),
+        (status = 404, description = "No client has this id", body = crate::api::openapi::ApiErrorBody),
+        (status = 409, description = "The built-in client, which cannot be deleted", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["clients:write"])),
+)]
 async fn delete(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -158,6 +231,18 @@ async fn delete(
 }
 
 /// `POST /admin/clients/{id}/rotate-secret`: a new secret, shown once.
+#[utoipa::path(
+    post,
+    path = crate::paths::ADMIN_CLIENT_ROTATE_SECRET,
+    tag = "clients",
+    params(("id" = String, Path, description = "The client id")),
+    responses(
+        (status = 200, description = "A new secret, shown only now; the old one stops working", body = schema::SecretRotated),
+        (status = 404, description = "No client has this id", body = crate::api::openapi::ApiErrorBody),
+        (status = 409, description = "The client does not authenticate with a secret (or is the built-in one)", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["clients:write"])),
+)]
 async fn rotate_secret(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -177,4 +262,114 @@ async fn rotate_secret(
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(body))
+}
+
+/// This module's operations, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, get, replace, patch, delete, rotate_secret))]
+pub struct Doc;
+
+/// The shapes of this module's bodies for the OpenAPI document (the view is
+/// `oauth::clients::ClientView` plus `built_in`; the input is `admin::clients::ClientInput`).
+#[allow(dead_code)]
+pub mod schema {
+    use crate::domain::Timestamp;
+    use serde_json::Value;
+    use utoipa::ToSchema;
+
+    /// A client as administrators see it (RFC 7591 member names).
+    #[derive(ToSchema)]
+    pub struct AdminClientView {
+        pub client_id: String,
+        /// Only in the response that created the secret.
+        pub client_secret: Option<String>,
+        pub client_name: String,
+        /// `web` or `native`.
+        pub application_type: String,
+        pub redirect_uris: Vec<String>,
+        pub post_logout_redirect_uris: Vec<String>,
+        pub grant_types: Vec<String>,
+        pub response_types: Vec<String>,
+        pub token_endpoint_auth_method: String,
+        pub scope: String,
+        pub skip_consent: bool,
+        pub require_pkce: bool,
+        pub id_token_signed_response_alg: String,
+        pub userinfo_signed_response_alg: Option<String>,
+        pub backchannel_logout_uri: Option<String>,
+        pub frontchannel_logout_uri: Option<String>,
+        pub logo_uri: Option<String>,
+        pub policy_uri: Option<String>,
+        pub tos_uri: Option<String>,
+        /// A JWK Set.
+        #[schema(value_type = Option<Object>)]
+        pub jwks: Option<Value>,
+        pub jwks_uri: Option<String>,
+        pub created_at: Timestamp,
+        pub updated_at: Timestamp,
+        /// The first-party client of the JSON API, which cannot be changed here.
+        pub built_in: bool,
+    }
+
+    /// A page of clients.
+    #[derive(ToSchema)]
+    pub struct ClientList {
+        pub clients: Vec<AdminClientView>,
+        pub pagination: crate::api::openapi::Pagination,
+    }
+
+    /// A client's metadata as the admin API takes it (RFC 7591 names; mirrors
+    /// `admin::clients::ClientInput`). `PATCH` changes the members given (`null` removes an
+    /// optional one); `POST` and `PUT` take the whole registration.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ClientInputBody {
+        /// Required to create.
+        pub client_name: Option<String>,
+        #[serde(default)]
+        pub redirect_uris: Vec<String>,
+        #[serde(default)]
+        pub post_logout_redirect_uris: Vec<String>,
+        pub backchannel_logout_uri: Option<String>,
+        pub frontchannel_logout_uri: Option<String>,
+        /// `authorization_code`, `refresh_token`, `client_credentials`.
+        #[serde(default)]
+        pub grant_types: Vec<String>,
+        /// Derived from the grant types; accepted (and checked) for RFC 7591 symmetry.
+        pub response_types: Option<Vec<String>>,
+        /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
+        pub token_endpoint_auth_method: Option<String>,
+        pub scope: Option<String>,
+        #[serde(default)]
+        pub skip_consent: bool,
+        #[serde(default)]
+        pub require_pkce: bool,
+        /// `web` or `native`.
+        pub application_type: Option<String>,
+        pub logo_uri: Option<String>,
+        pub policy_uri: Option<String>,
+        pub tos_uri: Option<String>,
+        #[schema(value_type = Option<Object>)]
+        pub jwks: Option<Value>,
+        pub jwks_uri: Option<String>,
+        pub id_token_signed_response_alg: Option<String>,
+        pub userinfo_signed_response_alg: Option<String>,
+        /// A secret to import instead of generating one.
+        pub client_secret: Option<String>,
+    }
+
+    /// A deletion.
+    #[derive(ToSchema)]
+    pub struct ClientDeleted {
+        pub message: String,
+        pub deleted_at: Timestamp,
+    }
+
+    /// A new secret.
+    #[derive(ToSchema)]
+    pub struct SecretRotated {
+        pub client_id: String,
+        pub client_secret: String,
+        pub rotated_at: Timestamp,
+    }
 }

@@ -66,7 +66,7 @@ pub fn notify(
 }
 
 /// `{"method": "totp", "label"}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupRequest {
     method: Option<String>,
@@ -74,6 +74,18 @@ pub struct SetupRequest {
 }
 
 /// `POST /auth/mfa/setup`: a new TOTP secret, its QR code and ten recovery codes.
+#[utoipa::path(
+    post,
+    path = crate::paths::MFA_SETUP,
+    tag = "mfa",
+    request_body = SetupRequest,
+    responses(
+        (status = 200, description = "A TOTP secret to confirm at `/api/v1/auth/mfa/verify-setup`, shown once", body = schema::TotpSetupBody),
+        (status = 409, description = "`mfa_already_enabled`", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "`method` is not `totp`", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["profile:write"])),
+)]
 pub async fn setup(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -109,7 +121,7 @@ pub async fn setup(
 }
 
 /// `{"setup_token", "code"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifySetupRequest {
     setup_token: Option<String>,
@@ -117,6 +129,19 @@ pub struct VerifySetupRequest {
 }
 
 /// `POST /auth/mfa/verify-setup`: a code from the authenticator turns MFA on.
+#[utoipa::path(
+    post,
+    path = crate::paths::MFA_VERIFY_SETUP,
+    tag = "mfa",
+    request_body = VerifySetupRequest,
+    responses(
+        (status = 200, description = "Two-step verification is on", body = schema::MfaEnabled),
+        (status = 401, description = "`invalid_token` (unknown or expired setup) or `invalid_code`", body = crate::api::openapi::ApiErrorBody),
+        (status = 409, description = "`mfa_already_enabled`", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "`setup_token` or `code` is missing", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(()),
+)]
 pub async fn verify_setup(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -163,7 +188,7 @@ pub async fn verify_setup(
 }
 
 /// `{"mfa_token", "code"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     mfa_token: Option<String>,
@@ -172,6 +197,19 @@ pub struct VerifyRequest {
 
 /// `POST /auth/mfa/verify`: the second factor of a login (a TOTP code or a recovery code)
 /// completes it. Wrong codes count toward the lockout.
+#[utoipa::path(
+    post,
+    path = crate::paths::MFA_VERIFY,
+    tag = "mfa",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The second factor completes the login", body = crate::api::auth::schema::LoginResponse),
+        (status = 401, description = "`invalid_token` (unknown or expired `mfa_token`) or `invalid_code`", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "`mfa_token` or `code` is missing", body = crate::api::openapi::ApiErrorBody),
+        (status = 423, description = "`account_locked` after repeated wrong codes", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(()),
+)]
 pub async fn verify(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -230,7 +268,7 @@ async fn complete_second_factor(
 }
 
 /// `{"password"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordRequest {
     password: Option<String>,
@@ -244,6 +282,20 @@ fn password_of(body: &PasswordRequest) -> Result<&str, ApiError> {
 }
 
 /// `POST /auth/mfa/disable` (needs the password).
+#[utoipa::path(
+    post,
+    path = crate::paths::MFA_DISABLE,
+    tag = "mfa",
+    request_body = PasswordRequest,
+    responses(
+        (status = 200, description = "Two-step verification is off", body = crate::api::openapi::MessageBody),
+        (status = 401, description = "No valid access token, or a wrong password (`invalid_credentials`)", body = crate::api::openapi::ApiErrorBody),
+        (status = 409, description = "`mfa_not_enabled`", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "`password` is missing", body = crate::api::openapi::ApiErrorBody),
+        (status = 423, description = "`account_locked` after repeated wrong passwords", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["profile:write"])),
+)]
 pub async fn disable(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -275,6 +327,20 @@ pub async fn disable(
 }
 
 /// `POST /auth/mfa/recovery-codes` (needs the password): ten new codes replace the old ones.
+#[utoipa::path(
+    post,
+    path = crate::paths::MFA_RECOVERY_CODES,
+    tag = "mfa",
+    request_body = PasswordRequest,
+    responses(
+        (status = 200, description = "Ten new recovery codes, shown once; the old ones stop working", body = schema::RecoveryCodes),
+        (status = 401, description = "No valid access token, or a wrong password (`invalid_credentials`)", body = crate::api::openapi::ApiErrorBody),
+        (status = 409, description = "`mfa_not_enabled`", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "`password` is missing", body = crate::api::openapi::ApiErrorBody),
+        (status = 423, description = "`account_locked` after repeated wrong passwords", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["profile:write"])),
+)]
 pub async fn regenerate_recovery_codes(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -305,4 +371,44 @@ pub async fn regenerate_recovery_codes(
         .map_err(mfa_error)?;
     tracing::info!(target: "latchkey::security", event = "mfa_recovery_codes_regenerated", %user_id, "recovery codes replaced");
     Ok(no_store(HttpResponse::Ok()).json(json!({ "backup_codes": codes })))
+}
+
+/// This module's operations, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(setup, verify_setup, verify, disable, regenerate_recovery_codes))]
+pub struct Doc;
+
+/// The shapes of this module's responses for the OpenAPI document.
+#[allow(dead_code)]
+pub mod schema {
+    use utoipa::ToSchema;
+
+    /// A TOTP setup (mirrors `accounts::mfa::TotpSetup`).
+    #[derive(ToSchema)]
+    pub struct TotpSetupBody {
+        /// The secret in base32, for typing into an authenticator.
+        pub secret: String,
+        /// The `otpauth://` URL.
+        pub qr_code_url: String,
+        /// The same URL as a QR code, an SVG data URI.
+        pub qr_code: String,
+        /// Ten single-use recovery codes.
+        pub backup_codes: Vec<String>,
+        /// Identifies this setup when it is confirmed.
+        pub setup_token: String,
+    }
+
+    /// A confirmed setup.
+    #[derive(ToSchema)]
+    pub struct MfaEnabled {
+        pub message: String,
+        /// Always `true`.
+        pub enabled: bool,
+    }
+
+    /// New recovery codes.
+    #[derive(ToSchema)]
+    pub struct RecoveryCodes {
+        pub backup_codes: Vec<String>,
+    }
 }

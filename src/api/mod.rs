@@ -4,10 +4,12 @@
 pub mod api_keys;
 pub mod auth;
 pub mod clients;
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod mfa;
+pub mod openapi;
 pub mod pagination;
 pub mod profile;
 pub mod quota;

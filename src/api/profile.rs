@@ -50,6 +50,15 @@ fn me_json(profile: &Profile) -> Value {
 }
 
 /// `GET /api/v1/me`.
+#[utoipa::path(
+    get,
+    path = crate::paths::ME,
+    tag = "profile",
+    responses(
+        (status = 200, description = "The caller, in seed 002's camelCase shape", body = schema::Me),
+    ),
+    security(("bearer" = ["profile:read"])),
+)]
 pub async fn get_me(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -59,10 +68,14 @@ pub async fn get_me(
 }
 
 /// `PATCH /me`: `{"name", "bio"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MePatch {
+    /// The display name (at most 100 characters; `null` clears it).
+    #[schema(value_type = Option<String>, max_length = 100)]
     name: Option<Option<String>>,
+    /// At most 1000 characters; `null` clears it.
+    #[schema(value_type = Option<String>, max_length = 1000)]
     bio: Option<Option<String>>,
 }
 
@@ -91,6 +104,17 @@ fn text_change(
 }
 
 /// `PATCH /api/v1/me`.
+#[utoipa::path(
+    patch,
+    path = crate::paths::ME,
+    tag = "profile",
+    request_body = MePatch,
+    responses(
+        (status = 200, description = "The changed profile", body = schema::Me),
+        (status = 422, description = "A member too long or of the wrong type", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["profile:write"])),
+)]
 pub async fn patch_me(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -189,6 +213,15 @@ fn record_profile_change(
 }
 
 /// `GET /api/v1/users/profile`.
+#[utoipa::path(
+    get,
+    path = crate::paths::USERS_PROFILE,
+    tag = "profile",
+    responses(
+        (status = 200, description = "The caller's profile (seed 000)", body = crate::api::auth::schema::Profile),
+    ),
+    security(("bearer" = ["profile:read"])),
+)]
 pub async fn get_profile(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -198,11 +231,15 @@ pub async fn get_profile(
 }
 
 /// `PUT /users/profile`: `{"first_name", "last_name", "preferences"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
+    #[schema(max_length = 100)]
     first_name: Option<String>,
+    #[schema(max_length = 100)]
     last_name: Option<String>,
+    /// An object (at most 16 KiB serialised) that replaces the preferences; `null` clears them.
+    #[schema(value_type = Option<Object>)]
     preferences: Option<Value>,
 }
 
@@ -210,6 +247,17 @@ pub struct ProfileUpdate {
 const MAX_PREFERENCES_BYTES: usize = 16 * 1024;
 
 /// `PUT /api/v1/users/profile`.
+#[utoipa::path(
+    put,
+    path = crate::paths::USERS_PROFILE,
+    tag = "profile",
+    request_body = ProfileUpdate,
+    responses(
+        (status = 200, description = "The changed profile", body = crate::api::auth::schema::Profile),
+        (status = 422, description = "A name too long, or `preferences` not an object or too large", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["profile:write"])),
+)]
 pub async fn put_profile(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -251,7 +299,7 @@ pub async fn put_profile(
 }
 
 /// `{"current_password", "new_password", "confirm_password"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     current_password: Option<String>,
@@ -261,6 +309,20 @@ pub struct ChangePasswordRequest {
 
 /// `POST /users/change-password` and `/auth/change-password`: every other session and refresh
 /// token of the account is revoked; this one stays.
+#[utoipa::path(
+    post,
+    path = crate::paths::AUTH_CHANGE_PASSWORD,
+    tag = "profile",
+    description = "Also at `POST /api/v1/users/change-password`. Every other session and refresh token of the account is revoked; this one stays.",
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "The password is changed", body = crate::api::openapi::MessageBody),
+        (status = 401, description = "No valid access token, or a wrong current password (`invalid_credentials`)", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "A missing member, passwords that differ, the same password, or a weak one", body = crate::api::openapi::ApiErrorBody),
+        (status = 423, description = "`account_locked` after repeated wrong passwords", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["profile:write"])),
+)]
 pub async fn change_password(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -342,4 +404,31 @@ pub async fn change_password(
         .await?;
     tracing::info!(target: "latchkey::security", event = "password_changed", %user_id, ended_sessions = ended.sessions.len(), "password changed");
     Ok(HttpResponse::Ok().json(json!({ "message": "Password changed successfully" })))
+}
+
+/// This module's operations, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_me, patch_me, get_profile, put_profile, change_password))]
+pub struct Doc;
+
+/// The shapes of this module's responses for the OpenAPI document.
+#[allow(dead_code)]
+pub mod schema {
+    use crate::domain::Timestamp;
+    use utoipa::ToSchema;
+
+    /// Seed 002's `/me` (camelCase).
+    #[derive(ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Me {
+        pub id: String,
+        pub status: String,
+        /// The display name, else the first and last names, else the username.
+        pub name: String,
+        pub bio: Option<String>,
+        pub active_sessions: i64,
+        pub created_at: Timestamp,
+        pub updated_at: Timestamp,
+        pub email: String,
+    }
 }

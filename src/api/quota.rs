@@ -22,6 +22,15 @@ fn standing_json(standing: &Standing) -> Value {
 
 /// `GET /users/quota`: the caller's API requests (this one included) and login attempts
 /// from this address in the current windows.
+#[utoipa::path(
+    get,
+    path = crate::paths::USERS_QUOTA,
+    tag = "profile",
+    responses(
+        (status = 200, description = "The caller's standing against the rate limits", body = schema::Quota),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn quota(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -46,4 +55,41 @@ pub async fn quota(
             "login_attempts": standing_json(&logins),
         }
     })))
+}
+
+/// This module's operations, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(quota))]
+pub struct Doc;
+
+/// The shapes of this module's responses for the OpenAPI document.
+#[allow(dead_code)]
+pub mod schema {
+    use crate::domain::Timestamp;
+    use utoipa::ToSchema;
+
+    /// Where the caller stands against one limit.
+    #[derive(ToSchema)]
+    pub struct Standing {
+        pub limit: u64,
+        pub used: u64,
+        pub remaining: u64,
+        pub reset_at: Timestamp,
+        pub window_secs: u64,
+    }
+
+    /// The limits that apply to the caller.
+    #[derive(ToSchema)]
+    pub struct QuotaLimits {
+        pub api_requests: Standing,
+        pub login_attempts: Standing,
+    }
+
+    /// `/users/quota`.
+    #[derive(ToSchema)]
+    pub struct Quota {
+        /// Whether the limits are enforced on this server.
+        pub enforced: bool,
+        pub limits: QuotaLimits,
+    }
 }

@@ -33,13 +33,25 @@ fn recovery_error(error: RecoveryError) -> ApiError {
 }
 
 /// `{"email"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForgotRequest {
     email: Option<String>,
 }
 
 /// `POST /auth/forgot-password`: always 200, saying nothing about whether the account exists.
+#[utoipa::path(
+    post,
+    path = crate::paths::AUTH_FORGOT_PASSWORD,
+    tag = "auth",
+    request_body = ForgotRequest,
+    responses(
+        (status = 200, description = "Always, whether or not an account has this address", body = crate::api::openapi::MessageBody),
+        (status = 422, description = "`email` is missing or not an address", body = crate::api::openapi::ApiErrorBody),
+        (status = 429, description = "`too_many_reset_requests` from this address", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(()),
+)]
 pub async fn forgot_password(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -56,7 +68,7 @@ pub async fn forgot_password(
 }
 
 /// `{"token"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     token: Option<String>,
@@ -68,6 +80,17 @@ fn token_of(body: &TokenRequest) -> Result<&str, ApiError> {
 }
 
 /// `POST /auth/verify-reset-token`: `{"valid", "expires_at"}`.
+#[utoipa::path(
+    post,
+    path = crate::paths::AUTH_VERIFY_RESET_TOKEN,
+    tag = "auth",
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "Whether the reset token can still be used, and until when", body = schema::ResetTokenState),
+        (status = 422, description = "`token` is missing", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(()),
+)]
 pub async fn verify_reset_token(
     state: web::Data<AppState>,
     ApiJson(body): ApiJson<TokenRequest>,
@@ -82,7 +105,7 @@ pub async fn verify_reset_token(
 }
 
 /// `{"token", "new_password", "confirm_password"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
     token: Option<String>,
@@ -117,6 +140,18 @@ pub fn new_password_pair(
 }
 
 /// `POST /auth/reset-password`.
+#[utoipa::path(
+    post,
+    path = crate::paths::AUTH_RESET_PASSWORD,
+    tag = "auth",
+    request_body = ResetRequest,
+    responses(
+        (status = 200, description = "The password is set; every session of the account ended", body = crate::api::openapi::MessageBody),
+        (status = 400, description = "`invalid_token`: the link is invalid or has expired", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "A missing member, passwords that differ, or a weak password", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(()),
+)]
 pub async fn reset_password(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -143,6 +178,19 @@ pub async fn reset_password(
 }
 
 /// `POST /auth/verify-email`.
+#[utoipa::path(
+    post,
+    path = crate::paths::AUTH_VERIFY_EMAIL,
+    tag = "auth",
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "The address is verified (or, for a change of address, changed)", body = schema::EmailVerified),
+        (status = 400, description = "`invalid_token`: the link is invalid or has expired", body = crate::api::openapi::ApiErrorBody),
+        (status = 409, description = "The new address was taken meanwhile", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "`token` is missing", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(()),
+)]
 pub async fn verify_email(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -162,6 +210,15 @@ pub async fn verify_email(
 }
 
 /// `POST /auth/resend-verification` (bearer).
+#[utoipa::path(
+    post,
+    path = crate::paths::AUTH_RESEND_VERIFICATION,
+    tag = "auth",
+    responses(
+        (status = 200, description = "A new verification mail is on its way, or the address is already verified", body = crate::api::openapi::MessageBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn resend_verification(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -176,7 +233,7 @@ pub async fn resend_verification(
 }
 
 /// `{"new_email", "password"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeEmailRequest {
     new_email: Option<String>,
@@ -197,6 +254,20 @@ pub async fn confirm_password(
 }
 
 /// `POST /users/change-email`: a link to the new address confirms it.
+#[utoipa::path(
+    post,
+    path = crate::paths::USERS_CHANGE_EMAIL,
+    tag = "profile",
+    request_body = ChangeEmailRequest,
+    responses(
+        (status = 200, description = "A link to the new address will confirm the change", body = schema::EmailChangeStarted),
+        (status = 401, description = "No valid access token, or a wrong password (`invalid_credentials`)", body = crate::api::openapi::ApiErrorBody),
+        (status = 409, description = "The new address is in use", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "A missing or invalid member", body = crate::api::openapi::ApiErrorBody),
+        (status = 423, description = "`account_locked` after repeated wrong passwords", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["profile:write"])),
+)]
 pub async fn change_email(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -236,4 +307,47 @@ pub async fn change_email(
         "message": "Email change verification sent",
         "verification_required": true,
     })))
+}
+
+/// This module's operations, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    forgot_password,
+    verify_reset_token,
+    reset_password,
+    verify_email,
+    resend_verification,
+    change_email
+))]
+pub struct Doc;
+
+/// The shapes of this module's responses for the OpenAPI document (the handlers build them
+/// with `json!`).
+#[allow(dead_code)]
+pub mod schema {
+    use crate::domain::Timestamp;
+    use utoipa::ToSchema;
+
+    /// Whether a reset token is still good.
+    #[derive(ToSchema)]
+    pub struct ResetTokenState {
+        pub valid: bool,
+        /// When the token stops working (only while it is valid).
+        pub expires_at: Option<Timestamp>,
+    }
+
+    /// A verified address; `email` is the new one when the link confirmed a change.
+    #[derive(ToSchema)]
+    pub struct EmailVerified {
+        pub message: String,
+        pub email: Option<String>,
+    }
+
+    /// A change of address, waiting for its confirmation.
+    #[derive(ToSchema)]
+    pub struct EmailChangeStarted {
+        pub message: String,
+        /// Always `true`.
+        pub verification_required: bool,
+    }
 }

@@ -15,6 +15,15 @@ use crate::store::sessions as rows;
 use crate::store::{StoreError, write_transaction};
 
 /// `GET /api/v1/sessions`.
+#[utoipa::path(
+    get,
+    path = crate::paths::SESSIONS,
+    tag = "sessions",
+    responses(
+        (status = 200, description = "The caller's live sessions; `current` marks the one of this token", body = schema::SessionList),
+    ),
+    security(("bearer" = ["profile:read"])),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -48,6 +57,17 @@ pub async fn list(
 }
 
 /// `DELETE /api/v1/sessions/{id}`: one of the caller's sessions (404 for anyone else's).
+#[utoipa::path(
+    delete,
+    path = crate::paths::SESSION,
+    tag = "sessions",
+    params(("id" = String, Path, description = "A session id of the caller")),
+    responses(
+        (status = 200, description = "The session ended, its grants revoked", body = crate::api::openapi::MessageBody),
+        (status = 404, description = "No live session of the caller has this id", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["profile:write"])),
+)]
 pub async fn revoke(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -92,6 +112,15 @@ pub async fn revoke(
 }
 
 /// `DELETE /api/v1/sessions`: every session of the caller but the current one.
+#[utoipa::path(
+    delete,
+    path = crate::paths::SESSIONS,
+    tag = "sessions",
+    responses(
+        (status = 200, description = "Every other session of the caller ended", body = schema::SessionsRevoked),
+    ),
+    security(("bearer" = ["profile:write"])),
+)]
 pub async fn revoke_others(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -130,4 +159,48 @@ pub async fn revoke_others(
         "message": "All other sessions revoked successfully",
         "revoked_count": ended.sessions.len(),
     })))
+}
+
+/// This module's operations, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, revoke, revoke_others))]
+pub struct Doc;
+
+/// The shapes of this module's responses for the OpenAPI document.
+#[allow(dead_code)]
+pub mod schema {
+    use crate::domain::Timestamp;
+    use utoipa::ToSchema;
+
+    /// A session of the caller.
+    #[derive(ToSchema)]
+    pub struct Session {
+        pub id: String,
+        /// `browser` or `api`.
+        pub kind: String,
+        /// The browser and system, as read from the user agent.
+        pub device: String,
+        pub ip_address: Option<String>,
+        /// Always `null`: no location is looked up.
+        #[schema(value_type = Option<String>)]
+        pub location: Option<()>,
+        pub created_at: Timestamp,
+        pub last_activity: Timestamp,
+        pub expires_at: Timestamp,
+        /// Whether the access token of this request belongs to it.
+        pub current: bool,
+    }
+
+    /// The caller's sessions.
+    #[derive(ToSchema)]
+    pub struct SessionList {
+        pub sessions: Vec<Session>,
+    }
+
+    /// Other sessions ended.
+    #[derive(ToSchema)]
+    pub struct SessionsRevoked {
+        pub message: String,
+        pub revoked_count: u64,
+    }
 }

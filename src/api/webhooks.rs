@@ -46,26 +46,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// `POST` body: seed 000's and seed 003's members, plus a description.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateRequest {
+    /// Where deliveries are posted (http or https).
     url: String,
+    /// The events to deliver (`user.created`, ..., or `*`).
     events: Vec<String>,
+    /// A signing secret to use instead of a generated one.
+    #[schema(value_type = Option<String>)]
     secret: Option<SecretString>,
+    /// Deliver (the default) or not.
     active: Option<bool>,
     description: Option<String>,
 }
 
 /// `PATCH`/`PUT` body: every member optional; an empty `description` clears it; a new secret
 /// is either chosen (`secret`) or generated (`rotate_secret: true`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateRequest {
     url: Option<String>,
     events: Option<Vec<String>>,
     active: Option<bool>,
+    /// An empty one clears it.
     description: Option<String>,
+    /// A new signing secret (not with `rotate_secret`).
+    #[schema(value_type = Option<String>)]
     secret: Option<SecretString>,
+    /// Generate a new signing secret.
     rotate_secret: Option<bool>,
 }
 
@@ -225,6 +234,17 @@ fn paginate<T>(
 }
 
 /// `GET`: the webhooks, oldest first, paged.
+#[utoipa::path(
+    get,
+    path = crate::paths::WEBHOOKS,
+    tag = "webhooks",
+    description = "Also at `/api/v1/admin/webhooks` (seed 000).",
+    params(crate::api::openapi::PagingParams),
+    responses(
+        (status = 200, description = "A page of webhooks, oldest first (never their secrets)", body = schema::WebhookList),
+    ),
+    security(("bearer" = ["webhooks:read"])),
+)]
 async fn list(
     auth: Authenticated,
     state: web::Data<AppState>,
@@ -248,6 +268,17 @@ async fn list(
 }
 
 /// `POST`: creates a webhook; 201 with the secret, shown this once.
+#[utoipa::path(
+    post,
+    path = crate::paths::WEBHOOKS,
+    tag = "webhooks",
+    request_body = CreateRequest,
+    responses(
+        (status = 201, description = "The webhook with its signing secret, shown only now (its URL in `Location`)", body = schema::WebhookWithSecret),
+        (status = 422, description = "A bad URL, event, secret or description", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["webhooks:write"])),
+)]
 async fn create(
     auth: Authenticated,
     http: HttpRequest,
@@ -270,6 +301,17 @@ async fn create(
 }
 
 /// `GET /{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook id")),
+    responses(
+        (status = 200, description = "The webhook", body = schema::WebhookView),
+        (status = 404, description = "No webhook has this id", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["webhooks:read"])),
+)]
 async fn get(
     auth: Authenticated,
     state: web::Data<AppState>,
@@ -286,6 +328,19 @@ async fn get(
 }
 
 /// `PATCH /{id}` and `PUT /{id}`: changes the members given; a changed secret is shown once.
+#[utoipa::path(
+    method(put, patch),
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook id")),
+    request_body = UpdateRequest,
+    responses(
+        (status = 200, description = "The changed webhook; `secret` only when it changed", body = schema::WebhookWithSecret),
+        (status = 404, description = "No webhook has this id", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "A bad member, or `secret` with `rotate_secret`", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["webhooks:write"])),
+)]
 async fn update(
     auth: Authenticated,
     http: HttpRequest,
@@ -309,6 +364,17 @@ async fn update(
 }
 
 /// `DELETE /{id}`: 204.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No webhook has this id", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["webhooks:write"])),
+)]
 async fn delete(
     auth: Authenticated,
     http: HttpRequest,
@@ -326,6 +392,17 @@ async fn delete(
 }
 
 /// `POST /{id}/test`: queues a `webhook.test` delivery; 202 with its id.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/test",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook id")),
+    responses(
+        (status = 202, description = "A `webhook.test` delivery is queued", body = schema::TestQueued),
+        (status = 404, description = "No webhook has this id", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["webhooks:write"])),
+)]
 async fn test(
     auth: Authenticated,
     http: HttpRequest,
@@ -347,6 +424,17 @@ async fn test(
 }
 
 /// `GET /{id}/deliveries`: the webhook's deliveries, newest first, paged.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}/deliveries",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook id"), crate::api::openapi::PagingParams),
+    responses(
+        (status = 200, description = "A page of the webhook's deliveries, newest first", body = schema::DeliveryList),
+        (status = 404, description = "No webhook has this id", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["webhooks:read"])),
+)]
 async fn deliveries(
     auth: Authenticated,
     state: web::Data<AppState>,
@@ -377,5 +465,98 @@ fn not_found(error: crate::store::StoreError) -> ApiError {
     match error {
         crate::store::StoreError::NotFound => ApiError::not_found("No webhook has this id"),
         other => other.into(),
+    }
+}
+
+/// This module's operations, for the OpenAPI document (also served under
+/// `/api/v1/admin/webhooks`, which the document adds).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, get, update, delete, test, deliveries))]
+pub struct Doc;
+
+/// The shapes of this module's bodies for the OpenAPI document (mirroring
+/// `events::webhooks::{Webhook, Delivery}`).
+#[allow(dead_code)]
+pub mod schema {
+    use crate::domain::Timestamp;
+    use utoipa::ToSchema;
+
+    /// A webhook (never its secret).
+    #[derive(ToSchema)]
+    pub struct WebhookView {
+        pub id: String,
+        pub url: String,
+        pub events: Vec<String>,
+        pub active: bool,
+        pub description: Option<String>,
+        /// Failed attempts since the last success.
+        pub consecutive_failures: i32,
+        /// Why it was disabled automatically.
+        pub disabled_reason: Option<String>,
+        /// The latest attempt.
+        pub last_delivery: Option<Timestamp>,
+        /// The latest successful attempt.
+        pub last_success: Option<Timestamp>,
+        pub created_by: Option<String>,
+        pub created_at: Timestamp,
+        pub updated_at: Timestamp,
+    }
+
+    /// A webhook with its secret, in the response that creates or changes the secret.
+    #[derive(ToSchema)]
+    pub struct WebhookWithSecret {
+        #[serde(flatten)]
+        pub webhook: WebhookView,
+        /// The signing secret (`X-Latchkey-Signature: t=..., v1=HMAC-SHA256`).
+        pub secret: Option<String>,
+    }
+
+    /// A page of webhooks.
+    #[derive(ToSchema)]
+    pub struct WebhookList {
+        pub webhooks: Vec<WebhookView>,
+        pub pagination: crate::api::openapi::Pagination,
+    }
+
+    /// A queued test delivery.
+    #[derive(ToSchema)]
+    pub struct TestQueued {
+        pub delivery_id: String,
+        /// `webhook.test`.
+        pub event: String,
+        /// `pending`.
+        pub status: String,
+    }
+
+    /// Where a delivery stands.
+    #[derive(ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum DeliveryStatus {
+        Pending,
+        Delivered,
+        Failed,
+    }
+
+    /// One delivery of a webhook.
+    #[derive(ToSchema)]
+    pub struct DeliveryView {
+        /// Also sent as the delivery's id header.
+        pub id: String,
+        /// The event (null when the payload cannot be read with this key).
+        pub event: Option<String>,
+        pub status: DeliveryStatus,
+        pub attempts: i32,
+        pub last_error: Option<String>,
+        pub created_at: Timestamp,
+        pub delivered_at: Option<Timestamp>,
+        /// When it is tried next (only while pending).
+        pub next_attempt_at: Option<Timestamp>,
+    }
+
+    /// A page of deliveries.
+    #[derive(ToSchema)]
+    pub struct DeliveryList {
+        pub deliveries: Vec<DeliveryView>,
+        pub pagination: crate::api::openapi::Pagination,
     }
 }

@@ -10,9 +10,13 @@ use crate::api::error::method_not_allowed;
 
 pub mod cors;
 pub mod headers;
+pub mod routes;
+
+pub use routes::declared_routes;
 
 /// An endpoint under construction: a path and the methods it serves.
 pub struct Endpoint {
+    path: String,
     resource: Resource,
     allow: Vec<&'static str>,
 }
@@ -20,6 +24,7 @@ pub struct Endpoint {
 /// Starts an endpoint at `path` (one of [`crate::paths`]).
 pub fn endpoint(path: &str) -> Endpoint {
     Endpoint {
+        path: path.to_owned(),
         resource: web::resource(path),
         allow: Vec::new(),
     }
@@ -79,6 +84,7 @@ impl Endpoint {
 
     /// The finished resource: any other method is answered 405 with `Allow`.
     pub fn finish(self) -> impl HttpServiceFactory {
+        routes::record(&self.path, &self.allow);
         let allow = self.allow.join(", ");
         self.resource.default_service(web::to(move || {
             let allow = allow.clone();

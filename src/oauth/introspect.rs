@@ -21,6 +21,24 @@ fn inactive() -> Value {
 }
 
 /// `POST /oauth/introspect`.
+#[utoipa::path(
+    post,
+    path = crate::paths::INTROSPECT,
+    tag = "oauth",
+    description = "Token introspection (RFC 7662) of access and refresh tokens, for authenticated clients \
+(as at the token endpoint). Revocation and logout show at once.",
+    request_body(content(
+        (crate::oauth::schema::IntrospectionForm = "application/x-www-form-urlencoded"),
+        (crate::oauth::schema::IntrospectionForm = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "`{\"active\": false}`, or the token's claims", body = crate::oauth::schema::Introspection),
+        (status = 400, description = "`invalid_request` or `unsupported_token_type`", body = crate::api::openapi::OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = crate::api::openapi::OAuthErrorBody),
+        (status = 413, description = "`invalid_request`: the body is too large", body = crate::api::openapi::OAuthErrorBody),
+    ),
+    security((), ("client_secret_basic" = [])),
+)]
 pub async fn introspect(
     state: web::Data<AppState>,
     request: HttpRequest,

@@ -18,6 +18,25 @@ use crate::store::StoreError;
 use crate::store::grants as rows;
 
 /// `POST /oauth/revoke` (and `/api/v1/oauth/revoke`).
+#[utoipa::path(
+    post,
+    path = crate::paths::REVOKE,
+    tag = "oauth",
+    description = "Token revocation (RFC 7009), also at `/api/v1/oauth/revoke`. A refresh token revokes its \
+whole grant; an access token is revoked on its own. Unknown tokens and other clients' tokens get the \
+same 200. Client authentication as at the token endpoint.",
+    request_body(content(
+        (crate::oauth::schema::RevocationForm = "application/x-www-form-urlencoded"),
+        (crate::oauth::schema::RevocationForm = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Revoked (or was not a token of this client)", body = crate::api::openapi::MessageBody),
+        (status = 400, description = "`invalid_request` or `unsupported_token_type`", body = crate::api::openapi::OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = crate::api::openapi::OAuthErrorBody),
+        (status = 413, description = "`invalid_request`: the body is too large", body = crate::api::openapi::OAuthErrorBody),
+    ),
+    security((), ("client_secret_basic" = [])),
+)]
 pub async fn revoke(
     state: web::Data<AppState>,
     request: HttpRequest,

@@ -206,6 +206,17 @@ pub fn document(settings: &Settings) -> anyhow::Result<Bytes> {
 }
 
 /// `GET /.well-known/openid-configuration` and `GET /.well-known/oauth-authorization-server`.
+#[utoipa::path(
+    get,
+    path = crate::paths::OPENID_CONFIGURATION,
+    tag = "oidc",
+    description = "OpenID Connect Discovery 1.0; the same document is served as RFC 8414 metadata at \
+`/.well-known/oauth-authorization-server`.",
+    responses(
+        (status = 200, description = "The provider's metadata", body = crate::oidc::schema::ProviderMetadata),
+    ),
+    security(()),
+)]
 pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

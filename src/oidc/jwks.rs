@@ -9,6 +9,17 @@ use crate::startup::AppState;
 const CACHE_CONTROL: &str = "public, max-age=60";
 
 /// Serves the JWK Set document prepared when the keys were last loaded.
+#[utoipa::path(
+    get,
+    path = crate::paths::JWKS,
+    tag = "oidc",
+    description = "The JWK Set (RFC 7517): the public halves of the signing keys, a new key published \
+before it signs and an old one kept until its tokens have expired.",
+    responses(
+        (status = 200, description = "The signing keys", body = crate::oidc::schema::JwkSet),
+    ),
+    security(()),
+)]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

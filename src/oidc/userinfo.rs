@@ -42,6 +42,24 @@ pub fn bearer_error(error: BearerError) -> OAuthError {
 }
 
 /// `GET /oauth/userinfo`.
+#[utoipa::path(
+    get,
+    path = crate::paths::USERINFO,
+    tag = "oidc",
+    description = "The UserInfo endpoint (OpenID Connect Core §5.3): the claims the token's scope and the \
+grant's `claims` request allow. A client that registered `userinfo_signed_response_alg` gets a signed \
+JWT instead of JSON.",
+    responses(
+        (status = 200, description = "The claims", content(
+            (crate::oidc::schema::UserInfo = "application/json"),
+            (String = "application/jwt"),
+        )),
+        (status = 400, description = "`invalid_request`: a malformed `Authorization` header, or the token sent twice", body = crate::api::openapi::OAuthErrorBody),
+        (status = 401, description = "No token, or an invalid one (with `WWW-Authenticate: Bearer`, RFC 6750 §3)", body = crate::api::openapi::OAuthErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token lacks `openid` or is not a user's", body = crate::api::openapi::OAuthErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn userinfo_get(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -51,6 +69,24 @@ pub async fn userinfo_get(
 }
 
 /// `POST /oauth/userinfo`: the token in the header or in the form body.
+#[utoipa::path(
+    post,
+    path = crate::paths::USERINFO,
+    tag = "oidc",
+    description = "As `GET`; the access token may also come as the form parameter `access_token` (RFC 6750 §2.2).",
+    request_body(content = Option<crate::oidc::schema::UserInfoForm>, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The claims", content(
+            (crate::oidc::schema::UserInfo = "application/json"),
+            (String = "application/jwt"),
+        )),
+        (status = 400, description = "`invalid_request`: a malformed `Authorization` header, or the token sent twice", body = crate::api::openapi::OAuthErrorBody),
+        (status = 401, description = "No token, or an invalid one (with `WWW-Authenticate: Bearer`)", body = crate::api::openapi::OAuthErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token lacks `openid` or is not a user's", body = crate::api::openapi::OAuthErrorBody),
+        (status = 413, description = "`invalid_request`: the body is too large", body = crate::api::openapi::OAuthErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn userinfo_post(
     state: web::Data<AppState>,
     request: HttpRequest,

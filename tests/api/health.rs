@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::helpers::{eventually, spawn_app, spawn_app_with};
+use crate::processes::Relay;
 
 #[tokio::test]
 async fn health_reports_status_version_and_time() {
@@ -49,53 +50,6 @@ async fn system_health_and_info_have_seed_000_shapes() {
     );
 }
 
-/// A TCP relay in front of the test's database, that can cut every connection and refuse new
-/// ones (the database is down) and then accept again (it is back), without touching the
-/// database other tests share.
-struct Relay {
-    port: u16,
-    target: std::net::SocketAddr,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Relay {
-    async fn start(target: std::net::SocketAddr, port: u16) -> Self {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let task = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    break;
-                };
-                connections.spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        });
-        Self {
-            port,
-            target,
-            task: Some(task),
-        }
-    }
-
-    /// Cuts every relayed connection and stops listening.
-    fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-
-    async fn restart(&mut self) {
-        *self = Relay::start(self.target, self.port).await;
-    }
-}
-
 #[tokio::test]
 async fn detailed_health_is_503_while_the_database_is_unreachable_and_recovers_without_restart() {
     if !crate::helpers::on_postgres() {
@@ -119,7 +73,7 @@ async fn detailed_health_is_503_while_the_database_is_unreachable_and_recovers_w
     .await;
     app.get_json("/health/detailed", 200).await;
 
-    relay.stop();
+    relay.stop().await;
     let body: Value = eventually(10, "the outage to be reported", || async {
         let response = app.get("/health/detailed").await;
         (response.status() == 503).then_some(())?;

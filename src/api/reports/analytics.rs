@@ -11,13 +11,19 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 /// The query of `GET /analytics/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AnalyticsQuery {
+    /// `active_users` (the default), `new_registrations` or `login_frequency`.
     metric: Option<String>,
+    /// The bucket: `day` (the default), `week`, `month` or `quarter`.
     period: Option<String>,
+    /// `YYYY-MM-DD`.
     start_date: Option<String>,
+    /// `YYYY-MM-DD` (today by default).
     end_date: Option<String>,
+    /// `role` adds `by_role` to each bucket.
     group_by: Option<String>,
 }
 
@@ -44,6 +50,17 @@ fn next_bucket(period: &str, bucket_start: NaiveDate) -> Option<NaiveDate> {
 /// to today. `group_by=role` adds `by_role` to each data point: the metric's count per role
 /// the users hold now. Active users are the distinct users with a successful login in the
 /// bucket; returning ones registered before the bucket began.
+#[utoipa::path(
+    get,
+    path = crate::paths::ANALYTICS_USERS,
+    tag = "stats",
+    params(AnalyticsQuery),
+    responses(
+        (status = 200, description = "The metric per bucket, and a summary", body = super::schema::Analytics),
+        (status = 422, description = "A bad `metric`, `period`, `group_by` or date, or a range longer than 366 days", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["stats:read"])),
+)]
 pub(super) async fn analytics_users(
     state: web::Data<AppState>,
     auth: Authenticated,

@@ -34,32 +34,56 @@ const AUDIT_COLUMNS: &[&str] = &[
 ];
 
 /// The query of `GET /audit/logs`: filters and paging.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditListQuery {
+    /// Entries by this user (a UUID).
     user_id: Option<String>,
+    /// Entries of this action (`login_succeeded`, `user_created`, ...).
     action: Option<String>,
+    /// Entries about this kind of resource (`users`, `clients`, ...).
     resource: Option<String>,
+    /// Entries about this resource.
     resource_id: Option<String>,
+    /// From this time (RFC 3339 or `YYYY-MM-DD`).
     start_date: Option<String>,
+    /// Up to this time (RFC 3339, or `YYYY-MM-DD` for the whole day).
     end_date: Option<String>,
+    /// The page, from 1 (not with `offset` or `cursor`).
+    #[param(minimum = 1)]
     page: Option<i64>,
+    /// The page size, 1 to 100 (20 by default).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// A synonym of `limit`.
+    #[param(minimum = 1, maximum = 100)]
     size: Option<i64>,
+    /// Entries to skip (not with `page` or `cursor`).
+    #[param(minimum = 0)]
     offset: Option<i64>,
+    /// Pages by key: empty for the first page, then the previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
 /// The query of `GET /audit/logs/export`: filters and the format.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditExportQuery {
+    /// Entries by this user (a UUID).
     user_id: Option<String>,
+    /// Entries of this action.
     action: Option<String>,
+    /// Entries about this kind of resource.
     resource: Option<String>,
+    /// Entries about this resource.
     resource_id: Option<String>,
+    /// From this time (RFC 3339 or `YYYY-MM-DD`).
     start_date: Option<String>,
+    /// Up to this time (RFC 3339, or `YYYY-MM-DD` for the whole day).
     end_date: Option<String>,
+    /// `csv` (the default), `json` or `xlsx`.
     format: Option<String>,
 }
 
@@ -168,6 +192,17 @@ fn audit_position(cursor: Cursor) -> Result<(i64, String), ApiError> {
 }
 
 /// `GET /api/v1/audit/logs`: `{"logs": [...], "pagination": {...}}`, newest first.
+#[utoipa::path(
+    get,
+    path = crate::paths::AUDIT_LOGS,
+    tag = "audit",
+    params(AuditListQuery),
+    responses(
+        (status = 200, description = "A page of audit entries, newest first", body = super::schema::AuditLogList),
+        (status = 422, description = "A bad `user_id` or date, or a range that runs backwards", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["audit:read"])),
+)]
 pub(super) async fn audit_logs(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -241,6 +276,22 @@ pub(super) async fn audit_logs(
 }
 
 /// `GET /api/v1/audit/logs/export?format=csv|json|xlsx`: the filtered log, newest first.
+#[utoipa::path(
+    get,
+    path = crate::paths::AUDIT_LOGS_EXPORT,
+    tag = "audit",
+    params(AuditExportQuery),
+    responses(
+        (status = 200, description = "The filtered log, newest first: CSV or JSON (streamed) or XLSX",
+            content(
+                (String = "text/csv"),
+                (Vec<super::schema::AuditEntry> = "application/json"),
+                (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            )),
+        (status = 422, description = "A bad filter or `format`, or too many rows for XLSX (`export_too_large`)", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["audit:read"])),
+)]
 pub(super) async fn export_audit_logs(
     state: web::Data<AppState>,
     auth: Authenticated,

@@ -178,3 +178,149 @@ mod tests {
         );
     }
 }
+
+/// This module's operations, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    audit_log::audit_logs,
+    audit_log::export_audit_logs,
+    stats::stats_overview,
+    stats::stats_users,
+    analytics::analytics_users
+))]
+pub struct Doc;
+
+/// The shapes of the reports for the OpenAPI document (the handlers build them with `json!`).
+#[allow(dead_code)]
+pub mod schema {
+    use crate::domain::Timestamp;
+    use serde_json::Value;
+    use std::collections::BTreeMap;
+    use utoipa::ToSchema;
+
+    /// An audit entry (seed 001's model, plus `request_id`).
+    #[derive(ToSchema)]
+    pub struct AuditEntry {
+        pub id: String,
+        /// Who acted.
+        pub user_id: Option<String>,
+        pub user_email: Option<String>,
+        pub action: String,
+        pub resource: String,
+        pub resource_id: Option<String>,
+        #[schema(schema_with = crate::api::openapi::any_value)]
+        pub old_values: Option<Value>,
+        #[schema(schema_with = crate::api::openapi::any_value)]
+        pub new_values: Option<Value>,
+        pub ip_address: Option<String>,
+        pub user_agent: Option<String>,
+        pub request_id: Option<String>,
+        #[schema(schema_with = crate::api::openapi::any_value)]
+        pub additional_info: Value,
+        pub created_at: Timestamp,
+    }
+
+    /// A page of the audit log.
+    #[derive(ToSchema)]
+    pub struct AuditLogList {
+        pub logs: Vec<AuditEntry>,
+        pub pagination: crate::api::openapi::Pagination,
+    }
+
+    /// User counts.
+    #[derive(ToSchema)]
+    pub struct UserCounts {
+        pub total: i64,
+        pub active: i64,
+        pub inactive: i64,
+        pub locked: i64,
+        pub new_this_month: i64,
+    }
+
+    /// Session counts.
+    #[derive(ToSchema)]
+    pub struct SessionCounts {
+        pub active: i64,
+        pub total_today: i64,
+        pub unique_users_today: i64,
+    }
+
+    /// Security events today.
+    #[derive(ToSchema)]
+    pub struct SecurityCounts {
+        pub failed_logins_today: i64,
+        pub locked_accounts_today: i64,
+        pub password_resets_today: i64,
+    }
+
+    /// Holders of administrative roles: `total`, `active`, each such role by name, and
+    /// `by_role`.
+    #[derive(ToSchema)]
+    pub struct AdminCounts {
+        pub total: i64,
+        pub active: i64,
+        pub by_role: BTreeMap<String, i64>,
+    }
+
+    /// Seed 001's overview.
+    #[derive(ToSchema)]
+    pub struct StatsOverview {
+        pub users: UserCounts,
+        pub admins: AdminCounts,
+        pub sessions: SessionCounts,
+        pub security: SecurityCounts,
+    }
+
+    /// A count on a day.
+    #[derive(ToSchema)]
+    pub struct DayCount {
+        /// `YYYY-MM-DD`.
+        #[schema(format = Date)]
+        pub date: String,
+        pub count: i64,
+    }
+
+    /// Seed 001's user statistics.
+    #[derive(ToSchema)]
+    pub struct StatsUsers {
+        /// `day`, `week`, `month`, `year` or `custom`.
+        pub period: String,
+        #[schema(format = Date)]
+        pub start_date: String,
+        #[schema(format = Date)]
+        pub end_date: String,
+        pub registrations: Vec<DayCount>,
+        pub logins: Vec<DayCount>,
+        pub by_role: BTreeMap<String, i64>,
+    }
+
+    /// One bucket of the analytics: `date` and the metric's members (`total_users`,
+    /// `active_users`, `new_users`, `returning_users`; `count`, `total_users`; or `logins`,
+    /// `unique_users`, `average_per_user`), and `by_role` when grouped by role.
+    #[derive(ToSchema)]
+    pub struct AnalyticsPoint {
+        /// The first day of the bucket, `YYYY-MM-DD`.
+        #[schema(format = Date)]
+        pub date: String,
+        pub by_role: Option<BTreeMap<String, i64>>,
+    }
+
+    /// Seed 003's user analytics.
+    #[derive(ToSchema)]
+    pub struct Analytics {
+        /// `active_users`, `new_registrations` or `login_frequency`.
+        pub metric: String,
+        /// `day`, `week`, `month` or `quarter`.
+        pub period: String,
+        #[schema(format = Date)]
+        pub start_date: String,
+        #[schema(format = Date)]
+        pub end_date: String,
+        /// `role`, or `null`.
+        pub group_by: Option<String>,
+        pub data: Vec<AnalyticsPoint>,
+        /// Totals, averages, peaks and rates of the metric over the range.
+        #[schema(value_type = Object)]
+        pub summary: Value,
+    }
+}

@@ -15,6 +15,15 @@ use serde_json::{Map, Value, json};
 /// the holders of administrative roles (any role granting a permission outside `profile:*`):
 /// `total`, `active`, then each such role by name as in the seed (a role named `total`,
 /// `active` or `by_role` appears only in `by_role`), and `by_role` with all of them.
+#[utoipa::path(
+    get,
+    path = crate::paths::STATS_OVERVIEW,
+    tag = "stats",
+    responses(
+        (status = 200, description = "Counts of users, administrators, sessions and security events", body = super::schema::StatsOverview),
+    ),
+    security(("bearer" = ["stats:read"])),
+)]
 pub(super) async fn stats_overview(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -74,11 +83,15 @@ pub(super) async fn stats_overview(
 }
 
 /// The query of `GET /stats/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct StatsUsersQuery {
+    /// `day`, `week`, `month` (the default) or `year`: a window ending today.
     period: Option<String>,
+    /// `YYYY-MM-DD` (instead of `period`).
     start_date: Option<String>,
+    /// `YYYY-MM-DD` (instead of `period`).
     end_date: Option<String>,
 }
 
@@ -87,6 +100,17 @@ struct StatsUsersQuery {
 /// ending today: `day` (today), `week` (7 days), `month` (30 days, the default) or `year`
 /// (365 days); or give `start_date` and/or `end_date` instead (`period` is then `custom`; a
 /// lone `end_date` starts 29 days earlier, a lone `start_date` ends today).
+#[utoipa::path(
+    get,
+    path = crate::paths::STATS_USERS,
+    tag = "stats",
+    params(StatsUsersQuery),
+    responses(
+        (status = 200, description = "Registrations and logins per UTC day, and users per role", body = super::schema::StatsUsers),
+        (status = 422, description = "A bad `period` or date, `period` with dates, or a range longer than 366 days", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["stats:read"])),
+)]
 pub(super) async fn stats_users(
     state: web::Data<AppState>,
     auth: Authenticated,

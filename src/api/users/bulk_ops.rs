@@ -12,7 +12,7 @@ use crate::api::error::{ApiError, FieldError};
 use crate::api::extract::{ApiJson, Authenticated};
 use crate::startup::AppState;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct BulkOptions {
     #[serde(default)]
@@ -21,9 +21,11 @@ pub(super) struct BulkOptions {
     fail_on_error: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct BulkCreateBody {
+    /// 1 to 100 users.
+    #[schema(value_type = Vec<super::schema::UserInputBody>)]
     users: Vec<UserInput>,
     #[serde(default)]
     options: BulkOptions,
@@ -31,6 +33,18 @@ pub(super) struct BulkCreateBody {
 
 /// `POST /users/bulk` (seed 003): 201 when every user was created, 207 when some were, 422
 /// when none was (or `fail_on_error` undid them); per-item results either way.
+#[utoipa::path(
+    post,
+    path = crate::paths::USERS_BULK,
+    tag = "users",
+    request_body = BulkCreateBody,
+    responses(
+        (status = 201, description = "Every user was created", body = super::schema::BulkCreated),
+        (status = 207, description = "Some users were created; the results say which and why not", body = super::schema::BulkCreated),
+        (status = 422, description = "None was created, or `fail_on_error` undid them (the results say why); or the request was refused (`users` empty or longer than 100, a malformed item)", body = super::schema::BulkRefused),
+    ),
+    security(("bearer" = ["users:write"])),
+)]
 pub(super) async fn bulk_create(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -75,6 +89,18 @@ pub(super) async fn bulk_create(
 }
 
 /// `POST /users/bulk-actions` (seed 001).
+#[utoipa::path(
+    post,
+    path = crate::paths::USERS_BULK_ACTIONS,
+    tag = "users",
+    request_body = super::schema::BulkActionBody,
+    responses(
+        (status = 200, description = "The action was applied to each user it could be", body = super::schema::BulkActed),
+        (status = 403, description = "No `users:write` (or `users:delete` for `delete`)", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "Empty or too many ids, a missing `role`, or a bad `duration_minutes`", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["users:write"])),
+)]
 pub(super) async fn bulk_actions(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -95,15 +121,27 @@ pub(super) async fn bulk_actions(
     Ok(HttpResponse::Ok().json(outcome))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct BulkDeleteBody {
+    /// 1 to 100 user ids.
     ids: Vec<String>,
     #[serde(default)]
     soft_delete: bool,
 }
 
 /// `DELETE /users/bulk` (seed 004): `{"deleted": [...], "failed": [...]}`.
+#[utoipa::path(
+    delete,
+    path = crate::paths::USERS_BULK,
+    tag = "users",
+    request_body = BulkDeleteBody,
+    responses(
+        (status = 200, description = "Which users were deleted and which not", body = super::schema::BulkDeleted),
+        (status = 422, description = "`ids` is empty or longer than 100", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["users:delete"])),
+)]
 pub(super) async fn bulk_delete(
     state: web::Data<AppState>,
     http: HttpRequest,

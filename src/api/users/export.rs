@@ -13,9 +13,11 @@ use crate::startup::AppState;
 use crate::store::user_search::{self, SortValue, UserQuery, Window};
 
 /// The parameters of `/users/export`: the filters of the lists, and the format.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ExportQuery {
+    /// `csv` (the default) or `xlsx`.
     format: Option<String>,
     search: Option<String>,
     q: Option<String>,
@@ -45,6 +47,21 @@ const EXPORT_COLUMNS: &[&str] = &[
 
 /// `GET /users/export?format=csv|xlsx` (seed 004): the matching users, oldest first, read in
 /// keyset batches; CSV is streamed as it is read. `roles` are joined with `;`.
+#[utoipa::path(
+    get,
+    path = crate::paths::USERS_EXPORT,
+    tag = "users",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "The matching users, oldest first, as CSV (streamed) or XLSX; `roles` joined with `;`",
+            content(
+                (String = "text/csv"),
+                (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            )),
+        (status = 422, description = "A bad `format`, `filters`, `role` or `status`, or too many rows for XLSX (`export_too_large`)", body = crate::api::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["users:read"])),
+)]
 pub(super) async fn export(
     state: web::Data<AppState>,
     query: web::Query<ExportQuery>,

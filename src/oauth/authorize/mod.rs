@@ -35,6 +35,26 @@ use response::AuthorizeError;
 const PENDING_REQUEST_TTL_SECS: i64 = 1800;
 
 /// `GET /oauth/authorize`.
+#[utoipa::path(
+    get,
+    path = crate::paths::AUTHORIZE,
+    tag = "oauth",
+    description = "The authorization endpoint (RFC 6749 §4.1, OpenID Connect Core §3.1.2), also at \
+`/api/v1/oauth/authorize`. A person's browser comes here from a client; the answer is a redirect \
+to the login, account choice or consent page, or back to the client's `redirect_uri` with `code` and \
+`state` (or `error` and `state`), or, with `response_mode=form_post`, a page that posts them. When the \
+client or its redirect URI cannot be trusted, an error page is shown instead (§4.1.2.1).",
+    params(crate::oauth::schema::AuthorizationParams),
+    responses(
+        (status = 200, description = "The `form_post` page that sends the response to the client", content_type = "text/html"),
+        (status = 302, description = "Back to the client's `redirect_uri` with `code` (or `error`) and `state`"),
+        (status = 303, description = "To the login, account choice or consent page"),
+        (status = 400, description = "An error page: unknown client, unregistered `redirect_uri`, or a malformed request", content_type = "text/html"),
+        (status = 500, description = "An error page", content_type = "text/html"),
+        (status = 503, description = "An error page: the database is unreachable", content_type = "text/html"),
+    ),
+    security(()),
+)]
 pub async fn authorize_get(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -44,6 +64,24 @@ pub async fn authorize_get(
 }
 
 /// `POST /oauth/authorize` (OpenID Connect Core §3.1.2.1: the same parameters as a form).
+#[utoipa::path(
+    post,
+    path = crate::paths::AUTHORIZE,
+    tag = "oauth",
+    description = "The authorization endpoint with its parameters as a form (OpenID Connect Core §3.1.2.1); \
+answers as `GET` does.",
+    request_body(content = crate::oauth::schema::AuthorizationForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The `form_post` page that sends the response to the client", content_type = "text/html"),
+        (status = 302, description = "Back to the client's `redirect_uri` with `code` (or `error`) and `state`"),
+        (status = 303, description = "To the login, account choice or consent page"),
+        (status = 400, description = "An error page: not a form, unknown client, unregistered `redirect_uri`, or a malformed request", content_type = "text/html"),
+        (status = 413, description = "An error page: the form is too large", content_type = "text/html"),
+        (status = 500, description = "An error page", content_type = "text/html"),
+        (status = 503, description = "An error page: the database is unreachable", content_type = "text/html"),
+    ),
+    security(()),
+)]
 pub async fn authorize_post(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -355,10 +393,10 @@ pub async fn complete(
         .store
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                if let Some(id) = &pending_id {
-                    if !pending::take(conn, id)? {
-                        return Ok(None);
-                    }
+                if let Some(id) = &pending_id
+                    && !pending::take(conn, id)?
+                {
+                    return Ok(None);
                 }
                 grants::insert_grant(conn, &stored_grant)?;
                 if let Some(row) = &code_row {

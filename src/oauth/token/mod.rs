@@ -71,6 +71,29 @@ pub async fn read_params(
 }
 
 /// `POST /oauth/token` (and `/api/v1/oauth/token`).
+#[utoipa::path(
+    post,
+    path = crate::paths::TOKEN,
+    tag = "oauth",
+    description = "The token endpoint (RFC 6749 §3.2), also at `/api/v1/oauth/token`. Grants: \
+`authorization_code` (with PKCE), `refresh_token` (rotated on every use; reuse revokes the family) and \
+`client_credentials`.\n\nClient authentication: `client_secret_basic` (HTTP Basic, the id and secret \
+form-urlencoded), `client_secret_post` (`client_id` and `client_secret` in the body), `private_key_jwt` \
+(`client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and a `client_assertion` \
+signed with a key of the client's `jwks` or `jwks_uri`, audience this endpoint), or `none` for public \
+clients (only `client_id`). The body may also be a JSON object (seeds 000 and 002).",
+    request_body(content(
+        (crate::oauth::schema::TokenForm = "application/x-www-form-urlencoded"),
+        (crate::oauth::schema::TokenForm = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Tokens (RFC 6749 §5.1; `id_token` with the `openid` scope)", body = crate::oauth::schema::TokenResponseBody),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type` or `invalid_scope`", body = crate::api::openapi::OAuthErrorBody),
+        (status = 401, description = "`invalid_client` (with `WWW-Authenticate: Basic` when Basic was used)", body = crate::api::openapi::OAuthErrorBody),
+        (status = 413, description = "`invalid_request`: the body is too large", body = crate::api::openapi::OAuthErrorBody),
+    ),
+    security((), ("client_secret_basic" = [])),
+)]
 pub async fn token(
     state: web::Data<AppState>,
     request: HttpRequest,
