@@ -554,13 +554,13 @@ impl RawSettings {
             }
             None => None,
         };
-        if let Some(password) = &self.bootstrap_admin_password {
-            if password.chars().count() < 8 {
-                return Err(ConfigError::new(
-                    "bootstrap_admin_password",
-                    "must be at least 8 characters",
-                ));
-            }
+        if let Some(password) = &self.bootstrap_admin_password
+            && password.chars().count() < 8
+        {
+            return Err(ConfigError::new(
+                "bootstrap_admin_password",
+                "must be at least 8 characters",
+            ));
         }
         if !(0..=4).contains(&self.password_min_strength) {
             return Err(ConfigError::new(
@@ -597,7 +597,10 @@ impl RawSettings {
             .as_deref()
             .map(|raw| {
                 SocketAddr::from_str(raw.trim()).map_err(|_| {
-                    ConfigError::new("metrics_bind", format!("`{raw}` is not an address like 127.0.0.1:9100"))
+                    ConfigError::new(
+                        "metrics_bind",
+                        format!("`{raw}` is not an address like 127.0.0.1:9100"),
+                    )
                 })
             })
             .transpose()?;

@@ -143,8 +143,8 @@ mod tests {
 
     #[test]
     fn proxies_are_addresses_or_networks() {
-        let parsed = parse_proxies(&["10.0.0.0/8".into(), "127.0.0.1".into(), "::1".into()])
-            .unwrap();
+        let parsed =
+            parse_proxies(&["10.0.0.0/8".into(), "127.0.0.1".into(), "::1".into()]).unwrap();
         assert!(parsed[0].contains(&"10.1.2.3".parse::<IpAddr>().unwrap()));
         assert!(parsed[1].contains(&"127.0.0.1".parse::<IpAddr>().unwrap()));
         assert!(parse_proxies(&["proxy.example".into()]).is_err());

@@ -82,7 +82,8 @@ impl RegisteredOrigins {
 
     /// Forgets the cached origins (after a client changed).
     pub fn invalidate(&self) {
-        self.cached.store(Arc::new((None, Arc::new(HashSet::new()))));
+        self.cached
+            .store(Arc::new((None, Arc::new(HashSet::new()))));
     }
 
     /// Whether some client registered `origin`.
@@ -199,9 +200,6 @@ mod tests {
         assert_eq!(origin_of("com.example.app:/oauth"), None);
         assert_eq!(audience(paths::JWKS), Some(Audience::Anyone));
         assert_eq!(audience(paths::LOGIN), None);
-        assert_eq!(
-            audience("/api/v1/users"),
-            Some(Audience::RegisteredOrigins)
-        );
+        assert_eq!(audience("/api/v1/users"), Some(Audience::RegisteredOrigins));
     }
 }

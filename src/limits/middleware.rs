@@ -8,7 +8,6 @@ use actix_web::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, ResponseError, web};
-use bytes::Bytes;
 
 use super::{Limit, Standing};
 use crate::api::error::ApiError;
@@ -127,7 +126,7 @@ async fn key_of(
                     .unwrap_or_default();
             let content_type = crate::http::media_type(request.request());
             let login = login_of(&content_type, &body);
-            request.set_payload(Payload::from(Bytes::from(body)));
+            request.set_payload(Payload::from(body));
             Ok(format!("{ip}|{login}"))
         }
         Limit::Api => {

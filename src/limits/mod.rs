@@ -263,13 +263,21 @@ mod tests {
 
     #[tokio::test]
     async fn requests_beyond_the_limit_are_refused_and_keys_are_counted_apart() {
-        let mut settings = RateLimitSettings::default();
-        settings.login = LimitRule {
-            limit: 2,
-            window_secs: 300,
+        let settings = RateLimitSettings {
+            login: LimitRule {
+                limit: 2,
+                window_secs: 300,
+            },
+            ..RateLimitSettings::default()
         };
         let limiter = limiter(settings);
-        assert!(limiter.hit(Limit::Login, "ip|alice").await.unwrap().allowed());
+        assert!(
+            limiter
+                .hit(Limit::Login, "ip|alice")
+                .await
+                .unwrap()
+                .allowed()
+        );
         let second = limiter.hit(Limit::Login, "ip|alice").await.unwrap();
         assert!(second.allowed());
         assert_eq!(second.remaining(), 0);
@@ -277,7 +285,17 @@ mod tests {
         assert!(!third.allowed());
         assert!(third.retry_after(now()) <= 300);
         assert!(limiter.hit(Limit::Login, "ip|bob").await.unwrap().allowed());
-        assert_eq!(limiter.peek(Limit::Login, "ip|alice").await.unwrap().used, 3);
-        assert_eq!(limiter.peek(Limit::Register, "ip|alice").await.unwrap().used, 0);
+        assert_eq!(
+            limiter.peek(Limit::Login, "ip|alice").await.unwrap().used,
+            3
+        );
+        assert_eq!(
+            limiter
+                .peek(Limit::Register, "ip|alice")
+                .await
+                .unwrap()
+                .used,
+            0
+        );
     }
 }

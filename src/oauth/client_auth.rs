@@ -326,8 +326,11 @@ async fn verify_assertion(
 /// The public keys of clients that registered a `jwks_uri`, fetched on demand and cached;
 /// an unknown `kid` triggers a re-fetch (the client rotated its keys), at most every 10 s.
 pub struct ClientKeyCache {
-    entries: Mutex<HashMap<String, (Instant, std::sync::Arc<Vec<Jwk>>)>>,
+    entries: Mutex<HashMap<String, FetchedKeys>>,
 }
+
+/// A client's keys and when they were fetched.
+type FetchedKeys = (Instant, std::sync::Arc<Vec<Jwk>>);
 
 impl Default for ClientKeyCache {
     fn default() -> Self {

@@ -483,7 +483,7 @@ impl Client {
     /// Whether the client registered `response_type`.
     pub fn allows_response_type(&self, response_type: &ResponseType) -> bool {
         let wanted = response_type.to_string();
-        self.response_types.iter().any(|r| *r == wanted)
+        self.response_types.contains(&wanted)
     }
 
     /// The registered redirect URI matching `presented` (exact, or the RFC 8252 loopback rule

@@ -9,6 +9,7 @@
 //! A logout that ends a session is written to the audit log (`logout`, and `session_revoked`).
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 use crate::api::extract::actor;
 use crate::domain::now;
 use crate::events::audit::{self, Actor, AuditEvent};
+use crate::http::headers::DEFAULT_CSP;
 use crate::http::{BodyError, media_type, read_body};
 use crate::oauth::authorize::current_session;
 use crate::oauth::clients::{Client, find_client};
@@ -63,6 +65,23 @@ fn bad(message: &str) -> PageError {
 }
 
 /// `GET /oauth/logout`.
+#[utoipa::path(
+    get,
+    path = crate::paths::LOGOUT,
+    tag = "oidc",
+    description = "RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0, the `end_session_endpoint`): \
+a confirmation page, or — with an `id_token_hint` that names the signed-in person — the logout, then a \
+redirect to the `post_logout_redirect_uri` registered by the client.",
+    params(crate::oidc::schema::LogoutParams),
+    responses(
+        (status = 200, description = "The confirmation page, or the page that says the person is signed out (with the clients' front-channel logout frames)", content_type = "text/html"),
+        (status = 303, description = "To the client's `post_logout_redirect_uri`, with `state`"),
+        (status = 400, description = "An error page: a repeated or malformed parameter, or an unregistered `post_logout_redirect_uri`", content_type = "text/html"),
+        (status = 500, description = "An error page", content_type = "text/html"),
+        (status = 503, description = "An error page: the database is unreachable", content_type = "text/html"),
+    ),
+    security(()),
+)]
 pub async fn logout_get(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -72,6 +91,22 @@ pub async fn logout_get(
 }
 
 /// `POST /oauth/logout` (a form with the same parameters).
+#[utoipa::path(
+    post,
+    path = crate::paths::LOGOUT,
+    tag = "oidc",
+    description = "As `GET`, with the parameters as a form.",
+    request_body(content = crate::oidc::schema::LogoutForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The confirmation page, or the signed-out page", content_type = "text/html"),
+        (status = 303, description = "To the client's `post_logout_redirect_uri`, with `state`"),
+        (status = 400, description = "An error page: not a form, a repeated or malformed parameter, or an unregistered `post_logout_redirect_uri`", content_type = "text/html"),
+        (status = 413, description = "An error page: the form is too large", content_type = "text/html"),
+        (status = 500, description = "An error page", content_type = "text/html"),
+        (status = 503, description = "An error page: the database is unreachable", content_type = "text/html"),
+    ),
+    security(()),
+)]
 pub async fn logout_post(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -329,8 +364,32 @@ fn signed_out(state: &AppState, frames: &[LogoutFrame], redirect: Option<&str>) 
             },
         ),
     };
+    if let Some(policy) = framing_policy(frames) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     let _ = response.add_cookie(&browser::removal_cookie(state.settings.is_https()));
     response
+}
+
+/// The default policy, plus `frame-src` for the origins of the front-channel frames: under
+/// `default-src 'none'` a browser would refuse to load them.
+fn framing_policy(frames: &[LogoutFrame]) -> Option<HeaderValue> {
+    let mut origins: Vec<String> = frames
+        .iter()
+        .filter_map(|frame| url::Url::parse(&frame.src).ok())
+        .map(|url| url.origin())
+        .filter(url::Origin::is_tuple)
+        .map(|origin| origin.ascii_serialization())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    origins.sort();
+    origins.dedup();
+    let policy = format!("{DEFAULT_CSP}; frame-src {}", origins.join(" "));
+    HeaderValue::from_str(&policy).ok()
 }
 
 /// The paths of logout.

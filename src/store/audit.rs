@@ -179,7 +179,8 @@ pub fn erase_personal_data(conn: &mut AnyConnection, user_id: &str) -> Result<us
             audit_logs::user_agent.eq(None::<String>),
         ))
         .execute(conn)?;
-    let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = audit_logs::table
+    type Texts = (String, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Texts> = audit_logs::table
         .filter(
             audit_logs::actor_id.eq(user_id).or(audit_logs::resource
                 .eq("users")

@@ -691,8 +691,7 @@ async fn the_reset_page_sets_a_new_password_from_the_link() {
     let mail = wait_mail(&sink, |mails| {
         mails
             .iter()
-            .filter(|m| m.subject().to_lowercase().contains("reset"))
-            .last()
+            .rfind(|m| m.subject().to_lowercase().contains("reset"))
             .cloned()
     })
     .await;

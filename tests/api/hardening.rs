@@ -17,7 +17,11 @@ fn assert_hardened(response: &reqwest::Response, what: &str) {
             .unwrap_or_else(|| panic!("{what}: no {name}"))
     };
     let csp = header("content-security-policy");
-    for directive in ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"] {
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
         assert!(csp.contains(directive), "{what}: {csp}");
     }
     assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
@@ -33,7 +37,11 @@ async fn pages_the_api_and_static_files_carry_the_security_headers() {
     let url = authorize_url(
         &app,
         &client.client_id,
-        &[("response_type", "code"), ("scope", "openid"), ("state", "s")],
+        &[
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "s"),
+        ],
     );
     let login = Browser::new(&app).visit(&url).await;
     let (_, status, _) = login.page();
@@ -47,7 +55,12 @@ async fn pages_the_api_and_static_files_carry_the_security_headers() {
     ] {
         let response = app.get(path).await;
         assert_hardened(&response, what);
-        assert!(response.headers().get("strict-transport-security").is_none());
+        assert!(
+            response
+                .headers()
+                .get("strict-transport-security")
+                .is_none()
+        );
     }
     let page = app.client.get(&url).send().await.unwrap();
     assert_hardened(&page, "the login page");
@@ -65,7 +78,11 @@ async fn an_https_issuer_adds_hsts_and_secure_cookies() {
     let url = authorize_url(
         &app,
         &client.client_id,
-        &[("response_type", "code"), ("scope", "openid"), ("state", "s")],
+        &[
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "s"),
+        ],
     );
     let redirect = app.client.get(url).send().await.unwrap();
     let location = redirect.headers()["location"].to_str().unwrap().to_owned();
@@ -97,7 +114,11 @@ async fn the_session_and_csrf_cookies_are_http_only_and_same_site() {
     let url = authorize_url(
         &app,
         &client.client_id,
-        &[("response_type", "code"), ("scope", "openid"), ("state", "s")],
+        &[
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "s"),
+        ],
     );
     let browser = Browser::new(&app);
     let (_, _, html) = browser.visit(&url).await.page();
@@ -106,7 +127,10 @@ async fn the_session_and_csrf_cookies_are_http_only_and_same_site() {
             "csrf_token",
             crate::flows::input_value(&html, "csrf_token").unwrap(),
         ),
-        ("request", crate::flows::input_value(&html, "request").unwrap()),
+        (
+            "request",
+            crate::flows::input_value(&html, "request").unwrap(),
+        ),
         ("username", "admin".to_owned()),
         ("password", crate::helpers::ADMIN_PASSWORD.to_owned()),
     ];
@@ -172,7 +196,10 @@ async fn preflight(app: &TestApp, path: &str, origin: &str) -> reqwest::Response
         .request(Method::OPTIONS, app.url(path))
         .header("origin", origin)
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "authorization, content-type")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
         .send()
         .await
         .unwrap()
@@ -207,7 +234,12 @@ async fn cors_is_allowed_for_registered_web_origins_only() {
         );
         let refused = preflight(&app, path, "https://evil.example").await;
         assert_eq!(refused.status().as_u16(), 403, "{path}");
-        assert!(refused.headers().get("access-control-allow-origin").is_none());
+        assert!(
+            refused
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none()
+        );
     }
     let actual = app
         .client
@@ -231,7 +263,12 @@ async fn cors_is_allowed_for_registered_web_origins_only() {
         .send()
         .await
         .unwrap();
-    assert!(stranger.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        stranger
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
     let public = app
         .client
         .get(app.url("/.well-known/openid-configuration"))

@@ -58,8 +58,14 @@ async fn login_limit_is_enforced(store: CounterStore) {
             header(&response, "x-ratelimit-remaining"),
             Some(remaining.to_string())
         );
-        assert_eq!(header(&response, "x-ratelimit-window").as_deref(), Some("300"));
-        let reset: i64 = header(&response, "x-ratelimit-reset").unwrap().parse().unwrap();
+        assert_eq!(
+            header(&response, "x-ratelimit-window").as_deref(),
+            Some("300")
+        );
+        let reset: i64 = header(&response, "x-ratelimit-reset")
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(reset > latchkey::domain::now() && reset <= latchkey::domain::now() + 300);
     }
     let refused = post_json(
@@ -71,7 +77,10 @@ async fn login_limit_is_enforced(store: CounterStore) {
     assert_eq!(refused.status().as_u16(), 429);
     let retry_after: i64 = header(&refused, "retry-after").unwrap().parse().unwrap();
     assert!((1..=300).contains(&retry_after));
-    assert_eq!(header(&refused, "x-ratelimit-remaining").as_deref(), Some("0"));
+    assert_eq!(
+        header(&refused, "x-ratelimit-remaining").as_deref(),
+        Some("0")
+    );
     assert!(header(&refused, "x-request-id").is_some());
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"], "too_many_login_attempts");
@@ -104,7 +113,11 @@ async fn the_login_page_is_limited_too_and_answers_with_a_page() {
     let url = authorize_url(
         &app,
         &client.client_id,
-        &[("response_type", "code"), ("scope", "openid"), ("state", "s")],
+        &[
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "s"),
+        ],
     );
     let (_, status, html) = browser.visit(&url).await.page();
     assert_eq!(status, 200);
@@ -127,7 +140,13 @@ async fn the_login_page_is_limited_too_and_answers_with_a_page() {
 #[tokio::test]
 async fn a_window_ends_and_the_limit_starts_again() {
     let app = spawn_app_with(Box::new(|s| s.rate_limits.forgot_password = rule(1, 2))).await;
-    let ask = || post_json(&app, "/api/v1/auth/forgot-password", json!({"email": "x@example.com"}));
+    let ask = || {
+        post_json(
+            &app,
+            "/api/v1/auth/forgot-password",
+            json!({"email": "x@example.com"}),
+        )
+    };
     // Wait for the start of a window so both requests fall in it.
     let now = latchkey::domain::now();
     if now % 2 == 1 {
@@ -141,7 +160,10 @@ async fn a_window_ends_and_the_limit_starts_again() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let again = ask().await;
     assert_eq!(again.status().as_u16(), 200);
-    assert_eq!(header(&again, "x-ratelimit-remaining").as_deref(), Some("0"));
+    assert_eq!(
+        header(&again, "x-ratelimit-remaining").as_deref(),
+        Some("0")
+    );
 }
 
 #[tokio::test]
@@ -153,17 +175,27 @@ async fn the_api_is_limited_per_token_subject_and_the_quota_shows_the_standing()
     let (status, quota) = gina.get("/users/quota").await;
     assert_eq!(status, 200, "{quota}");
     assert_eq!(quota["limits"]["api_requests"]["limit"], 4);
-    assert_eq!(quota["limits"]["api_requests"]["used"], 1, "this request counts");
+    assert_eq!(
+        quota["limits"]["api_requests"]["used"], 1,
+        "this request counts"
+    );
     assert_eq!(quota["limits"]["api_requests"]["remaining"], 3);
     assert_eq!(quota["limits"]["login_attempts"]["limit"], 15);
-    assert_eq!(quota["limits"]["login_attempts"]["used"], 1, "gina's own login");
+    assert_eq!(
+        quota["limits"]["login_attempts"]["used"], 1,
+        "gina's own login"
+    );
     for _ in 0..3 {
         assert_eq!(gina.get("/auth/me").await.0, 200);
     }
     let (status, body) = gina.get("/auth/me").await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"], "rate_limited");
-    assert_eq!(Api::new(&app, &hank).get("/auth/me").await.0, 200, "another subject");
+    assert_eq!(
+        Api::new(&app, &hank).get("/auth/me").await.0,
+        200,
+        "another subject"
+    );
     // Requests without a valid token are counted by address, apart from both.
     for _ in 0..4 {
         assert_eq!(Api::new(&app, "forged").get("/auth/me").await.0, 401);
@@ -180,9 +212,11 @@ async fn forwarded_addresses_count_apart_only_behind_a_trusted_proxy() {
                 .client
                 .post(app.url("/api/v1/auth/register"))
                 .header("X-Forwarded-For", *address)
-                .json(&json!({"username": format!("u{i}x{}", address.replace('.', "")),
+                .json(
+                    &json!({"username": format!("u{i}x{}", address.replace('.', "")),
                               "email": format!("u{i}{}@example.com", address.replace('.', "")),
-                              "password": "a long and unusual passphrase"}))
+                              "password": "a long and unusual passphrase"}),
+                )
                 .send()
                 .await
                 .unwrap();

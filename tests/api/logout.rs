@@ -591,11 +591,23 @@ async fn the_signed_out_page_loads_front_channel_frames_with_iss_and_sid() {
         .append_pair("id_token_hint", &id_token)
         .append_pair("post_logout_redirect_uri", "https://rp.example/bye")
         .append_pair("state", "st");
-    let (_, status, html) = browser.visit(url.as_str()).await.page();
+    let response = browser.http.get(url.as_str()).send().await.unwrap();
     assert_eq!(
-        status, 200,
+        response.status(),
+        200,
         "the frames must load before the browser leaves"
     );
+    // The default policy frames nothing: the page must allow the client's origin, and only it.
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        policy.ends_with("; frame-src https://rp.example"),
+        "{policy}"
+    );
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    let html = response.text().await.unwrap();
     let start = html
         .find("<iframe class=\"frontchannel\" src=\"")
         .expect("a front-channel frame")

@@ -49,14 +49,17 @@ impl From<CodeExchangeError> for OAuthError {
     }
 }
 
+/// What a successful exchange stored, for the response.
+struct Issued {
+    grant: GrantRow,
+    subject: Subject,
+    nonce: Option<String>,
+    refresh_token: Option<String>,
+}
+
 /// What the exchange transaction decided.
 enum Decision {
-    Issue {
-        grant: GrantRow,
-        subject: Subject,
-        nonce: Option<String>,
-        refresh_token: Option<String>,
-    },
+    Issue(Box<Issued>),
     Refuse(CodeExchangeError),
 }
 
@@ -141,23 +144,23 @@ pub(super) async fn exchange(
                 } else {
                     None
                 };
-                Ok(Decision::Issue {
+                Ok(Decision::Issue(Box::new(Issued {
                     grant,
                     subject,
                     nonce: row.nonce,
                     refresh_token,
-                })
+                })))
             })
         })
         .await?;
 
-    let (grant, subject, nonce, refresh_token) = match decision {
-        Decision::Issue {
-            grant,
-            subject,
-            nonce,
-            refresh_token,
-        } => (grant, subject, nonce, refresh_token),
+    let Issued {
+        grant,
+        subject,
+        nonce,
+        refresh_token,
+    } = match decision {
+        Decision::Issue(issued) => *issued,
         Decision::Refuse(CodeExchangeError::Replayed { grant_id }) => {
             let revoked_id = grant_id.clone();
             let newly = state
