@@ -201,6 +201,7 @@ impl Application {
                         web::PathConfig::default()
                             .error_handler(|e, _| error::path_error(e).into()),
                     )
+                    .wrap(from_fn(crate::http::text::refuse_nul_in_api_urls))
                     .wrap(from_fn(crate::limits::middleware::enforce))
                     .wrap(from_fn(crate::http::cors::cors))
                     .wrap(from_fn(crate::http::headers::security_headers))

@@ -34,10 +34,12 @@ impl RequestId {
     fn generate() -> Self {
         let mut bytes = [0u8; 12];
         rand::thread_rng().fill_bytes(&mut bytes);
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut id = String::with_capacity(28);
         id.push_str("req_");
         for b in bytes {
-            id.push_str(&format!("{b:02x}"));
+            id.push(char::from(HEX[usize::from(b >> 4)]));
+            id.push(char::from(HEX[usize::from(b & 0x0f)]));
         }
         Self(id)
     }

@@ -23,6 +23,11 @@ pub struct ApiJson<T>(pub T);
 
 /// Parses a JSON body, reporting the path of the member at fault.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if crate::http::text::json_has_nul(body) {
+        return Err(ApiError::bad_request(
+            "The body holds a NUL character (\\u0000), which no field may",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
         Ok(value) => {

@@ -305,7 +305,7 @@ fn condition(
             )
         }
         FilterOp::Contains => match raw {
-            Value::String(text) if !text.is_empty() => Operand::Text(text.clone()),
+            Value::String(text) if !text.is_empty() => Operand::Text(without_nul(text, path)?),
             _ => return Err(QueryError::new(path, "`contains` takes a non-empty string")),
         },
         _ => operand(field, raw, path)?,
@@ -320,14 +320,25 @@ fn condition(
     Ok(Condition { field, op, operand })
 }
 
+/// A text operand: no stored text holds a NUL (and PostgreSQL cannot compare with one).
+fn without_nul(text: &str, path: &str) -> Result<String, QueryError> {
+    if text.contains('\0') {
+        return Err(QueryError::new(path, "must not contain a NUL character"));
+    }
+    Ok(text.to_owned())
+}
+
 fn operand(field: UserField, raw: &Value, path: &str) -> Result<Operand, QueryError> {
     match (field.field_type(), raw) {
         (_, Value::Null) => Ok(Operand::Null),
-        (FieldType::Text, Value::String(text)) => Ok(Operand::Text(if field.lower_cased() {
-            text.to_lowercase()
-        } else {
-            text.clone()
-        })),
+        (FieldType::Text, Value::String(text)) => {
+            let text = without_nul(text, path)?;
+            Ok(Operand::Text(if field.lower_cased() {
+                text.to_lowercase()
+            } else {
+                text
+            }))
+        }
         (FieldType::Time, Value::String(text)) => Timestamp::parse(text)
             .map(|t| Operand::Time(t.0))
             .ok_or_else(|| {

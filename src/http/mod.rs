@@ -11,6 +11,7 @@ use crate::api::error::method_not_allowed;
 pub mod cors;
 pub mod headers;
 pub mod routes;
+pub mod text;
 
 pub use routes::declared_routes;
 

@@ -98,7 +98,14 @@ fn presented(request: &HttpRequest, params: &Params) -> Result<Presented, OAuthE
                 OAuthError::invalid_client("The Basic credentials are malformed", true)
             })?;
             // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
-            Some((form_decode(id), form_decode(secret)))
+            let (id, secret) = (form_decode(id), form_decode(secret));
+            if id.contains('\0') || secret.contains('\0') {
+                return Err(OAuthError::invalid_client(
+                    "The Basic credentials are malformed",
+                    true,
+                ));
+            }
+            Some((id, secret))
         }
         None => None,
     };

@@ -63,6 +63,15 @@ impl Params {
             .map(|(name, _)| Repeated(name.clone()))
     }
 
+    /// The first parameter whose name or value holds a NUL character. No parameter may: NUL
+    /// is no part of any identifier or text here, and PostgreSQL cannot store it.
+    pub fn with_nul(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+            .map(|(name, _)| name.as_str())
+    }
+
     /// Whether `name` was sent more than once (whatever else is repeated).
     pub fn is_repeated(&self, name: &str) -> bool {
         self.0.iter().filter(|(n, _)| n == name).nth(1).is_some()
@@ -91,6 +100,9 @@ mod tests {
     fn detects_repeats_and_treats_empty_as_absent() {
         let p = Params::from_urlencoded(b"a=1&b=&c=x%20y&a=2");
         assert_eq!(p.repeated(), Some(Repeated("a".into())));
+        assert_eq!(p.with_nul(), None);
+        let p = Params::from_urlencoded(b"a=1&state=x%00y");
+        assert_eq!(p.with_nul(), Some("state"));
         assert_eq!(p.get("b"), None);
         assert!(p.contains("b"));
         assert_eq!(p.get("c"), Some("x y"));

@@ -130,6 +130,9 @@ async fn logout(
     if let Some(repeated) = params.repeated() {
         return Err(bad(&format!("The parameter {} is repeated.", repeated.0)));
     }
+    if let Some(name) = params.with_nul() {
+        return Err(bad(&format!("The parameter {name} holds a NUL character.")));
+    }
     let hint = match params.get("id_token_hint") {
         Some(token) => read_hint(state, token),
         None => None,

@@ -83,6 +83,11 @@ pub async fn read_form<T: serde::de::DeserializeOwned>(
     if !verify(http, &state.crypto, &token) {
         return Err(PageError::csrf());
     }
+    if crate::http::text::urlencoded_has_nul(&body) {
+        return Err(PageError::bad_request(
+            "The form holds a NUL character, which no field may.",
+        ));
+    }
     serde_urlencoded::from_bytes(&body).map_err(|_| {
         PageError::bad_request("The form is missing a field or has an unexpected one.")
     })

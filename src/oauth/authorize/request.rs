@@ -110,6 +110,9 @@ pub fn client_id(params: &Params) -> Result<String, RequestError> {
     if params.is_repeated("client_id") {
         return Err(page("The client_id parameter is repeated."));
     }
+    if params.get("client_id").is_some_and(|id| id.contains('\0')) {
+        return Err(page("The client_id parameter holds a NUL character."));
+    }
     params
         .get("client_id")
         .map(str::to_owned)
@@ -197,6 +200,12 @@ pub fn validate(
         return Err(fail(
             ErrorCode::InvalidRequest,
             &format!("The parameter {} is repeated", repeated.0),
+        ));
+    }
+    if let Some(name) = params.with_nul() {
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            &format!("The parameter {name} holds a NUL character"),
         ));
     }
     if state.as_ref().is_some_and(|s| s.len() > MAX_PARAMETER_LEN) {

@@ -67,6 +67,11 @@ pub async fn read_params(
             repeated.0
         )));
     }
+    if let Some(name) = params.with_nul() {
+        return Err(OAuthError::invalid_request(format!(
+            "The parameter {name} holds a NUL character"
+        )));
+    }
     Ok(params)
 }
 
