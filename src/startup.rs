@@ -23,8 +23,11 @@ use crate::paths;
 use crate::store::{Store, StoreError};
 use crate::telemetry::request_context;
 
-/// Concurrent argon2 hashes allowed (19 MiB each): enough to keep two cores busy.
-const MAX_CONCURRENT_HASHES: usize = 4;
+/// Concurrent argon2 hashes allowed (19 MiB each): one per core keeps every core busy, and
+/// more would only queue inside the CPU while holding their memory.
+fn max_concurrent_hashes() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
 
 /// Everything a request handler may need, shared by all workers.
 pub struct AppState {
@@ -111,7 +114,7 @@ impl Core {
             .run(crate::accounts::first_party::ensure_client)
             .await
             .context("create the first-party client")?;
-        let passwords = Passwords::new(MAX_CONCURRENT_HASHES);
+        let passwords = Passwords::new(max_concurrent_hashes());
         if let Bootstrap::Created {
             generated_password: Some(password),
         } = bootstrap::bootstrap(&store, settings, &passwords).await?

@@ -101,8 +101,8 @@ mod tests {
         let p = Params::from_urlencoded(b"a=1&b=&c=x%20y&a=2");
         assert_eq!(p.repeated(), Some(Repeated("a".into())));
         assert_eq!(p.with_nul(), None);
-        let p = Params::from_urlencoded(b"a=1&state=x%00y");
-        assert_eq!(p.with_nul(), Some("state"));
+        let with_nul = Params::from_urlencoded(b"a=1&state=x%00y");
+        assert_eq!(with_nul.with_nul(), Some("state"));
         assert_eq!(p.get("b"), None);
         assert!(p.contains("b"));
         assert_eq!(p.get("c"), Some("x y"));

@@ -42,7 +42,7 @@ pub fn find_live(
         .filter(account_tokens::used_at.is_null())
         .filter(account_tokens::expires_at.gt(now))
         .select(AccountTokenRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Marks a token used if it was not; returns whether this call used it.

@@ -41,7 +41,7 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> Result<ApiKeyRow, StoreError>
     Ok(api_keys::table
         .find(id)
         .select(ApiKeyRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// The key whose hash is `key_hash`.
@@ -49,7 +49,7 @@ pub fn find_by_hash(conn: &mut AnyConnection, key_hash: &str) -> Result<ApiKeyRo
     Ok(api_keys::table
         .filter(api_keys::key_hash.eq(key_hash))
         .select(ApiKeyRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Every key (of one user when `user_id` is given) with its user's username, oldest first.

@@ -38,7 +38,7 @@ pub fn find_live(
         .find(id)
         .filter(authorization_requests::expires_at.gt(now))
         .select(AuthorizationRequestRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Records the session a login made for this request.

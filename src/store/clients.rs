@@ -48,7 +48,7 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> Result<ClientRow, StoreError>
     Ok(clients::table
         .find(id)
         .select(ClientRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Every client, oldest first.

@@ -14,7 +14,7 @@ pub fn granted_scope(
     Ok(consents::table
         .find((user_id, client_id))
         .select(consents::scope)
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -72,7 +72,7 @@ pub fn find_grant(conn: &mut AnyConnection, id: &str) -> Result<GrantRow, StoreE
     Ok(grants::table
         .find(id)
         .select(GrantRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Revokes a grant (all its tokens); returns whether it was live.
@@ -188,7 +188,7 @@ pub fn find_code(conn: &mut AnyConnection, code_hash: &str) -> Result<CodeRow, S
     Ok(authorization_codes::table
         .find(code_hash)
         .select(CodeRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Marks a code used if it was not; returns whether this call used it.
@@ -222,7 +222,7 @@ pub fn find_refresh_token(
     Ok(refresh_tokens::table
         .find(token_hash)
         .select(RefreshTokenRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Marks a refresh token used, recording its sealed successor; returns whether this call used
@@ -303,7 +303,7 @@ pub fn grant_state(
             users::status,
             diesel::dsl::exists(revoked_tokens::table.filter(revoked_tokens::jti.eq(jti))),
         ))
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Whether an access token without a grant (client credentials) still stands: not revoked,

@@ -41,7 +41,7 @@ pub fn find_challenge(
         .filter(mfa_challenges::used_at.is_null())
         .filter(mfa_challenges::expires_at.gt(now))
         .select(ChallengeRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Marks a challenge used if it was not; returns whether this call used it.

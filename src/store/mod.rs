@@ -2,6 +2,11 @@
 //!
 //! Everything SQL lives under this module. Capability code calls the functions of the table
 //! modules through [`Store::run`], which moves the blocking diesel work off the async executor.
+//!
+//! Lookups by key end in `get_result`, not `first`: `first` binds its `LIMIT` as a parameter,
+//! and SQLite's planner reads that value, so every new binding expires the cached statement
+//! and it is parsed and planned again on each call (half the CPU of a userinfo request, as
+//! profiled). A key matches one row, so the limit adds nothing.
 
 pub mod account_tokens;
 pub mod activity;
@@ -26,6 +31,8 @@ pub mod user_search;
 pub mod users;
 pub mod webhooks;
 
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -206,6 +213,28 @@ pub struct PoolState {
 pub struct Store {
     pool: DbPool,
     backend: Backend,
+    /// On SQLite, the turn of this process's writers (see [`write_transaction`]).
+    writers: Option<Arc<Mutex<()>>>,
+}
+
+thread_local! {
+    /// The writers' turn of the SQLite store whose work runs on this thread, if any.
+    static WRITERS: RefCell<Option<Arc<Mutex<()>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `work` with `writers` as this thread's writers' turn, restoring the previous one
+/// afterwards (even if `work` panics).
+fn with_writers<T>(writers: Option<Arc<Mutex<()>>>, work: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Arc<Mutex<()>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            WRITERS.with(|current| *current.borrow_mut() = previous);
+        }
+    }
+    let previous = WRITERS.with(|current| current.replace(writers));
+    let _restore = Restore(previous);
+    work()
 }
 
 impl std::fmt::Debug for Store {
@@ -230,6 +259,7 @@ impl Store {
                         ))
                     })?;
                 }
+                configure_sqlite_library();
                 Backend::Sqlite
             }
             DatabaseUrl::Postgres(_) => Backend::Postgres,
@@ -247,7 +277,12 @@ impl Store {
             .test_on_check_out(backend == Backend::Postgres)
             .error_handler(Box::new(PoolErrorLogger))
             .build_unchecked(manager);
-        Ok(Self { pool, backend })
+        let writers = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Ok(Self {
+            pool,
+            backend,
+            writers,
+        })
     }
 
     /// The backend in use.
@@ -296,9 +331,10 @@ impl Store {
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let writers = self.writers.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
-            work(&mut conn)
+            with_writers(writers, || work(&mut conn))
         })
         .await;
         match outcome {
@@ -318,7 +354,7 @@ impl Store {
         work: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.pool.get()?;
-        work(&mut conn)
+        with_writers(self.writers.clone(), || work(&mut conn))
     }
 
     /// Checks that the database answers, with its round-trip time.
@@ -353,7 +389,10 @@ pub fn lock_privileges(conn: &mut AnyConnection) -> Result<(), StoreError> {
 }
 
 /// Runs `work` in a write transaction. On SQLite it begins with `BEGIN IMMEDIATE`, so two
-/// writers queue on the busy timeout instead of one failing when its read snapshot goes stale.
+/// writers queue instead of one failing when its read snapshot goes stale; and the writers of
+/// this process take turns on a mutex first, since SQLite's own wait for the lock (the busy
+/// timeout) sleeps in steps of up to 100 ms, which left the cores idle under concurrent
+/// writes. Other processes (the CLI) still meet the busy timeout.
 pub fn write_transaction<T, E>(
     conn: &mut AnyConnection,
     work: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
@@ -369,6 +408,14 @@ where
         // Inside a transaction already: diesel makes this a savepoint.
         return conn.transaction(work);
     }
+    let writers = WRITERS.with(|current| current.borrow().clone());
+    let _turn = match conn {
+        AnyConnection::Sqlite(_) => writers.as_ref().map(|turn| {
+            turn.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }),
+        AnyConnection::Postgresql(_) => None,
+    };
     match conn {
         AnyConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
@@ -417,4 +464,21 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
 /// Encodes a value for a JSON text column.
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serialises")
+}
+
+/// Process-wide SQLite settings, before the first connection opens (later calls are refused
+/// by SQLite and change nothing): no memory statistics, whose global mutex every allocation
+/// of every connection would take, and the multi-thread mode, without per-connection mutexes,
+/// since the pool lends a connection to one thread at a time.
+fn configure_sqlite_library() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use libsqlite3_sys::{SQLITE_CONFIG_MEMSTATUS, SQLITE_CONFIG_MULTITHREAD, sqlite3_config};
+        // SAFETY: both options take the documented arguments, and SQLite is not yet in use
+        // (or answers SQLITE_MISUSE, changing nothing).
+        unsafe {
+            sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int);
+            sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+        }
+    });
 }

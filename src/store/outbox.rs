@@ -89,7 +89,7 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> Result<OutboxRow, StoreError>
     Ok(outbox::table
         .find(id)
         .select(OutboxRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Ids of up to `limit` messages due at `now` and not claimed, the longest waiting first.

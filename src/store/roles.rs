@@ -41,7 +41,7 @@ pub fn find_by_name(conn: &mut AnyConnection, name: &str) -> Result<RoleRow, Sto
     Ok(roles::table
         .filter(roles::name.eq(name))
         .select(RoleRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// The permissions of a role, sorted.
@@ -71,7 +71,7 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> Result<RoleRow, StoreError> {
     Ok(roles::table
         .find(id)
         .select(RoleRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// How many users hold each role, as `(role_id, count)`.

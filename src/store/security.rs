@@ -52,7 +52,7 @@ pub fn find(conn: &mut AnyConnection, user_id: &str) -> Result<SecurityRow, Stor
     Ok(user_security::table
         .find(user_id)
         .select(SecurityRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Writes the whole security state of an account.

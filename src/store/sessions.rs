@@ -43,7 +43,7 @@ pub fn find_live_by_secret(
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
         .select(SessionRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// The session with this id, whatever its state.
@@ -51,7 +51,7 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> Result<SessionRow, StoreError
     Ok(sessions::table
         .find(id)
         .select(SessionRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Records activity on a session.

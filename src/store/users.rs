@@ -57,7 +57,7 @@ pub fn find_by_login(conn: &mut AnyConnection, login: &str) -> Result<UserRow, S
     Ok(users::table
         .filter(users::username.eq(&login).or(users::email.eq(&login)))
         .select(UserRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Records a successful sign-in.
@@ -84,7 +84,7 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> Result<UserRow, StoreError> {
     Ok(users::table
         .find(id)
         .select(UserRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// The names of a user's roles, sorted.
@@ -318,7 +318,7 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
 
 /// The kind of a user: `person`, or `service` for the service accounts behind API keys.
 pub fn kind(conn: &mut AnyConnection, id: &str) -> Result<String, StoreError> {
-    Ok(users::table.find(id).select(users::kind).first(conn)?)
+    Ok(users::table.find(id).select(users::kind).get_result(conn)?)
 }
 
 /// Marks a new user as a service account.
@@ -364,7 +364,9 @@ impl From<(UserRow, String, Option<i64>)> for ListedUser {
 
 /// The user with this id, soft-deleted or not, with the administrative columns.
 pub fn find_listed(conn: &mut AnyConnection, id: &str) -> Result<ListedUser, StoreError> {
-    let found: (UserRow, String, Option<i64>) =
-        users::table.find(id).select(listed_columns()).first(conn)?;
+    let found: (UserRow, String, Option<i64>) = users::table
+        .find(id)
+        .select(listed_columns())
+        .get_result(conn)?;
     Ok(found.into())
 }

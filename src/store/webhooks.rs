@@ -91,7 +91,7 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> Result<WebhookRow, StoreError
     Ok(webhooks::table
         .find(id)
         .select(WebhookRow::as_select())
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// A page of webhooks, oldest first: after the `(created_at, id)` of `after` when given,
@@ -172,7 +172,7 @@ pub fn record_failure(conn: &mut AnyConnection, id: &str, at: i64) -> Result<i32
     Ok(webhooks::table
         .find(id)
         .select(webhooks::consecutive_failures)
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Deactivates a webhook that is still active, with the reason; returns whether this call
