@@ -78,7 +78,9 @@ pub enum ClientCommand {
     List,
     /// Delete a client.
     Delete {
-        /// The client_id.
+        /// The client_id. Generated ids are base64url, so one may begin with `-`: it is taken
+        /// as the id, not as an option.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }
@@ -363,5 +365,22 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
                 .collect();
             print_json(&json!({ "rotated": rotated }))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, ClientCommand, Command};
+
+    #[test]
+    fn a_client_id_that_begins_with_a_hyphen_is_an_id() {
+        let cli = Cli::try_parse_from(["latchkey", "client", "delete", "-Lg7qrUSOu6yS9LyAGc-Lw"])
+            .expect("the id is taken as a value");
+        assert!(matches!(
+            cli.command,
+            Command::Client(ClientCommand::Delete { id }) if id == "-Lg7qrUSOu6yS9LyAGc-Lw"
+        ));
     }
 }
