@@ -3,7 +3,6 @@
 //! access token.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -13,6 +12,7 @@ use crate::accounts::api_keys::{self, ExchangeError, NewApiKey};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, Authenticated};
 use crate::api::pagination::{PageQuery, page_in_memory};
+use crate::api::{Shown, created};
 use crate::http::endpoint;
 use crate::paths;
 use crate::startup::AppState;
@@ -123,15 +123,8 @@ async fn create(
             }))
         })
         .await??;
-    let location = format!(
-        "{}/{}",
-        paths::ADMIN_API_KEYS,
-        view["id"].as_str().unwrap_or_default()
-    );
-    Ok(HttpResponse::Created()
-        .insert_header((LOCATION, location))
-        .insert_header(("Cache-Control", "no-store"))
-        .json(view))
+    let id = view["id"].as_str().unwrap_or_default();
+    Ok(created(paths::ADMIN_API_KEYS, id, &view, Shown::SecretOnce))
 }
 
 /// `GET /admin/api-keys/{id}`.

@@ -1,7 +1,6 @@
 //! OAuth clients for administrators: `/api/v1/admin/clients`, gated by `clients:read` and
 //! `clients:write`.
 
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
@@ -9,6 +8,7 @@ use crate::admin::clients::{self, ClientInput};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, Authenticated};
 use crate::api::pagination::{ListQuery, page_in_memory};
+use crate::api::{Shown, created};
 use crate::http::endpoint;
 use crate::paths;
 use crate::startup::AppState;
@@ -91,15 +91,8 @@ async fn create(
         })
         .await??;
     state.cors_origins.invalidate();
-    let location = format!(
-        "{}/{}",
-        paths::ADMIN_CLIENTS,
-        view["client_id"].as_str().unwrap_or_default()
-    );
-    Ok(HttpResponse::Created()
-        .insert_header((LOCATION, location))
-        .insert_header(("Cache-Control", "no-store"))
-        .json(view))
+    let id = view["client_id"].as_str().unwrap_or_default();
+    Ok(created(paths::ADMIN_CLIENTS, id, &view, Shown::SecretOnce))
 }
 
 /// `GET /admin/clients/{id}`.

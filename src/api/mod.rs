@@ -21,10 +21,35 @@ pub mod system;
 pub mod users;
 pub mod webhooks;
 
-use actix_web::web;
+use actix_web::http::header::{CACHE_CONTROL, LOCATION};
+use actix_web::{HttpResponse, web};
 
 use crate::http::endpoint;
 use crate::paths;
+
+/// Whether a created resource's answer carries a secret shown only this once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// Nothing secret: the answer may be cached like any other.
+    Plain,
+    /// A secret (client secret, API key, webhook secret): `Cache-Control: no-store`.
+    SecretOnce,
+}
+
+/// The 201 of a create: `Location` is `collection/id`, the body the new resource.
+pub fn created(
+    collection: &str,
+    id: &str,
+    body: &impl serde::Serialize,
+    shown: Shown,
+) -> HttpResponse {
+    let mut response = HttpResponse::Created();
+    response.insert_header((LOCATION, format!("{collection}/{id}")));
+    if shown == Shown::SecretOnce {
+        response.insert_header((CACHE_CONTROL, "no-store"));
+    }
+    response.json(body)
+}
 
 /// The routes of the JSON API.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -1,7 +1,6 @@
 //! Roles and the permission catalogue: `/api/v1/admin/roles` and `/api/v1/admin/permissions`
 //! (seed 000), gated by `roles:read` and `roles:write`.
 
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -10,6 +9,7 @@ use crate::admin::roles::{self, RoleInput};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, Authenticated};
 use crate::api::pagination::{ListQuery, page_in_memory};
+use crate::api::{Shown, created};
 use crate::http::endpoint;
 use crate::paths;
 use crate::startup::AppState;
@@ -91,14 +91,8 @@ async fn create(
             }))
         })
         .await??;
-    let location = format!(
-        "{}/{}",
-        paths::ADMIN_ROLES,
-        view["id"].as_str().unwrap_or_default()
-    );
-    Ok(HttpResponse::Created()
-        .insert_header((LOCATION, location))
-        .json(view))
+    let id = view["id"].as_str().unwrap_or_default();
+    Ok(created(paths::ADMIN_ROLES, id, &view, Shown::Plain))
 }
 
 /// `GET /admin/roles/{id}` (the id or the name).

@@ -2,7 +2,7 @@
 //! bases. Reading needs `webhooks:read`, everything else `webhooks:write`. The secret is shown
 //! in the response that creates or changes it, and never again.
 
-use actix_web::http::header::{CACHE_CONTROL, LOCATION};
+use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::api::error::{ApiError, FieldError};
 use crate::api::extract::{ApiJson, Authenticated};
 use crate::api::pagination::{Cursor, PageQuery, Paging, cursor_json, offset_json};
+use crate::api::{Shown, created};
 use crate::domain::PlainToken;
 use crate::events::webhooks::{
     self, EventList, NewWebhook, SecretChange, Webhook, WebhookUpdate, WebhookUrl,
@@ -293,11 +294,9 @@ async fn create(
         .store
         .run(move |conn| webhooks::create(conn, &crypto, &actor, new))
         .await?;
-    let location = format!("{}/{}", http.path().trim_end_matches('/'), webhook.id);
-    Ok(HttpResponse::Created()
-        .insert_header((LOCATION, location))
-        .insert_header((CACHE_CONTROL, "no-store"))
-        .json(with_secret(&webhook, Some(&secret))))
+    let collection = http.path().trim_end_matches('/');
+    let body = with_secret(&webhook, Some(&secret));
+    Ok(created(collection, &webhook.id, &body, Shown::SecretOnce))
 }
 
 /// `GET /{id}`.

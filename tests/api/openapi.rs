@@ -7,7 +7,6 @@
 //! of `scripts/test`.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -310,7 +309,6 @@ async fn the_docs_page_shows_the_operations_in_chromium() {
     browser
         .wait_for("#operations-auth-post_api_v1_auth_login .opblock-body")
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let title = browser.texts(".info .title").await;
     assert!(title.iter().any(|t| t.contains("Latchkey")), "{title:?}");

@@ -4,7 +4,6 @@
 mod bulk_ops;
 mod export;
 
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,6 +14,7 @@ use crate::admin::{AdminError, activity};
 use crate::api::error::{ApiError, FieldError};
 use crate::api::extract::{ApiJson, Authenticated, OptionalJson};
 use crate::api::pagination::{Cursor, PageQuery, Paging, cursor_json, offset_json};
+use crate::api::{Shown, created};
 use crate::domain::{
     Condition, QueryError, SortField, Timestamp, UserField, equals, now, parse_fields,
     parse_filters, parse_sort,
@@ -367,14 +367,8 @@ async fn create(
             }))
         })
         .await??;
-    let location = format!(
-        "{}/{}",
-        paths::USERS,
-        view["id"].as_str().unwrap_or_default()
-    );
-    Ok(HttpResponse::Created()
-        .insert_header((LOCATION, location))
-        .json(view))
+    let id = view["id"].as_str().unwrap_or_default();
+    Ok(created(paths::USERS, id, &view, Shown::Plain))
 }
 
 /// `include` and `fields` of a single user.
