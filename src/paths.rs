@@ -19,6 +19,9 @@ pub const REVOKE: &str = "/oauth/revoke";
 pub const INTROSPECT: &str = "/oauth/introspect";
 /// The UserInfo endpoint (GET and POST).
 pub const USERINFO: &str = "/oauth/userinfo";
+/// Where seed 000's aliases of the protocol endpoints live: they answer in the protocol's
+/// forms (HTML error pages, OAuth errors), not the JSON API's.
+pub const API_OAUTH: &str = "/api/v1/oauth/";
 /// Seed 000's alias of the authorization endpoint.
 pub const API_AUTHORIZE: &str = "/api/v1/oauth/authorize";
 /// Seed 000's alias of the token endpoint.

@@ -12,14 +12,15 @@ use crate::api::error::ApiError;
 use crate::paths;
 
 /// Middleware: a JSON API URL whose path or query decodes to a NUL is a 400 before any
-/// extractor sees it (the protocol endpoints check their parameters themselves, to answer in
-/// their own forms).
+/// extractor sees it. The protocol endpoints, their `/api/v1/oauth/` aliases included, check
+/// their parameters themselves, to answer in their own forms.
 pub async fn refuse_nul_in_api_urls<B: MessageBody + 'static>(
     request: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let uri = request.uri();
     if uri.path().starts_with(paths::API_V1)
+        && !uri.path().starts_with(paths::API_OAUTH)
         && (urlencoded_has_nul(uri.path().as_bytes())
             || urlencoded_has_nul(uri.query().unwrap_or_default().as_bytes()))
     {

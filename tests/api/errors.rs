@@ -52,3 +52,27 @@ async fn every_response_has_a_distinct_request_id() {
     assert!(id(&a).starts_with("req_"));
     assert_ne!(id(&a), id(&b));
 }
+
+#[tokio::test]
+async fn a_nul_in_an_api_url_is_a_json_400_and_the_protocol_aliases_answer_in_their_own_form() {
+    let app = spawn_app().await;
+    let response = app.get("/api/v1/system/health?probe=a%00b").await;
+    assert_error_form(response, 400, "invalid_request").await;
+
+    // The authorization endpoint's alias answers a malformed request with its HTML error page,
+    // as its OpenAPI operation documents, whichever path the request came by.
+    for path in ["/api/v1/oauth/authorize", "/oauth/authorize"] {
+        let response = app.get(&format!("{path}?client_id=a%00b")).await;
+        assert_eq!(response.status(), 400, "{path}");
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with("text/html"),
+            "{path}: {content_type}"
+        );
+        let page = response.text().await.unwrap();
+        assert!(
+            page.contains("NUL") || page.contains("invalid"),
+            "{path}: {page}"
+        );
+    }
+}
