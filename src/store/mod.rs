@@ -215,6 +215,12 @@ pub struct Store {
     backend: Backend,
     /// On SQLite, the turn of this process's writers (see [`write_transaction`]).
     writers: Option<Arc<Mutex<()>>>,
+    /// One permit per pooled connection: [`Store::run`] queues here, first come first served,
+    /// instead of parking blocking threads on the pool, which wakes its waiters in no order
+    /// (under load some waited for seconds while later requests went first).
+    turns: Arc<tokio::sync::Semaphore>,
+    /// How long [`Store::run`] may wait for a connection, the queue included.
+    wait: Duration,
 }
 
 thread_local! {
@@ -282,6 +288,8 @@ impl Store {
             pool,
             backend,
             writers,
+            turns: Arc::new(tokio::sync::Semaphore::new(settings.pool_size as usize)),
+            wait: settings.database_timeout,
         })
     }
 
@@ -325,15 +333,24 @@ impl Store {
     }
 
     /// Runs blocking database work on the blocking thread pool, with a pooled connection.
+    /// Callers take their turns in order, and no longer than the database timeout in all.
     pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
+        let deadline = Instant::now() + self.wait;
+        let turn = tokio::time::timeout_at(deadline.into(), self.turns.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable("no database connection came free in time".into())
+            })?
+            .expect("the store never closes its semaphore");
         let pool = self.pool.clone();
         let writers = self.writers.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
+            let _turn = turn;
+            let mut conn = pool.get_timeout(deadline.saturating_duration_since(Instant::now()))?;
             with_writers(writers, || work(&mut conn))
         })
         .await;

@@ -337,7 +337,10 @@ fn scope_refuses_any_character_outside_the_token_grammar() {
 
 fn host() -> impl Strategy<Value = String> {
     prop_oneof![
-        "[a-z][a-z0-9-]{0,10}(\\.[a-z][a-z0-9]{0,6}){0,3}",
+        // A label beginning `xn--` is Punycode, which random letters seldom are: a URL with
+        // one is not well formed, and would be a false counterexample here.
+        "[a-z][a-z0-9-]{0,10}(\\.[a-z][a-z0-9]{0,6}){0,3}"
+            .prop_filter("not a Punycode label", |host| !host.starts_with("xn--")),
         Just("127.0.0.1".to_owned()),
         Just("[::1]".to_owned()),
         Just("localhost".to_owned()),
