@@ -1,6 +1,7 @@
 //! Prometheus metrics: closed unless a token or a separate address is configured, and moving
 //! when requests are made.
 
+use diesel::RunQueryDsl;
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -59,17 +60,31 @@ async fn metrics_are_closed_without_a_token_and_refuse_a_wrong_one() {
 async fn the_metrics_move_when_requests_are_made() {
     let app = spawn_app_with(Box::new(|s| {
         s.metrics.token = Some(SecretString::from(TOKEN.to_owned()));
-        // The worker's first pass runs at start; the next only in an hour.
-        s.outbox.poll_interval = std::time::Duration::from_secs(3600);
     }))
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let crypto = app.state.crypto.clone();
     app.state
         .store
         .run(move |conn| {
-            latchkey::events::outbox::enqueue(conn, &crypto, "email", None, &json!({}))?;
-            latchkey::events::outbox::enqueue(conn, &crypto, "email", None, &json!({}))
+            // Queued and made due in an hour in one transaction, so that no pass of the
+            // outbox worker delivers them before the backlog is read.
+            latchkey::store::write_transaction(conn, |conn| {
+                for _ in 0..2 {
+                    let id = latchkey::events::outbox::enqueue(
+                        conn,
+                        &crypto,
+                        "email",
+                        None,
+                        &json!({}),
+                    )?;
+                    diesel::sql_query(
+                        "UPDATE outbox SET next_attempt_at = next_attempt_at + 3600 WHERE id = $1",
+                    )
+                    .bind::<diesel::sql_types::Text, _>(id)
+                    .execute(conn)?;
+                }
+                Ok::<_, latchkey::store::StoreError>(())
+            })
         })
         .await
         .unwrap();
