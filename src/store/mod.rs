@@ -217,7 +217,8 @@ pub struct Store {
     writers: Option<Arc<Mutex<()>>>,
     /// One permit per pooled connection: [`Store::run`] queues here, first come first served,
     /// instead of parking blocking threads on the pool, which wakes its waiters in no order
-    /// (under load some waited for seconds while later requests went first).
+    /// (late callers overtook early ones: a longer tail under load), and which would hold a
+    /// thread per waiting request while the database is down.
     turns: Arc<tokio::sync::Semaphore>,
     /// How long [`Store::run`] may wait for a connection, the queue included.
     wait: Duration,
