@@ -30,8 +30,8 @@ pub mod schema {
     use utoipa::{IntoParams, ToSchema};
 
     /// The parameters of an authorization request (RFC 6749 §4.1.1, OpenID Connect Core
-    /// §3.1.2.1, RFC 7636).
-    #[derive(IntoParams)]
+    /// §3.1.2.1, RFC 7636): the query of a GET, and the form of a POST.
+    #[derive(IntoParams, ToSchema)]
     #[into_params(parameter_in = Query)]
     pub struct AuthorizationParams {
         /// `code`.
@@ -60,28 +60,6 @@ pub mod schema {
         /// The `claims` request (JSON).
         pub claims: Option<String>,
         /// A request object (unsigned or signed).
-        pub request: Option<String>,
-    }
-
-    /// The parameters of an authorization request sent as a form.
-    #[derive(ToSchema)]
-    pub struct AuthorizationForm {
-        pub response_type: Option<String>,
-        pub client_id: Option<String>,
-        pub redirect_uri: Option<String>,
-        pub scope: Option<String>,
-        pub state: Option<String>,
-        pub nonce: Option<String>,
-        pub response_mode: Option<String>,
-        pub code_challenge: Option<String>,
-        pub code_challenge_method: Option<String>,
-        pub prompt: Option<String>,
-        pub max_age: Option<String>,
-        pub login_hint: Option<String>,
-        pub id_token_hint: Option<String>,
-        pub acr_values: Option<String>,
-        pub ui_locales: Option<String>,
-        pub claims: Option<String>,
         pub request: Option<String>,
     }
 

@@ -70,7 +70,7 @@ pub async fn authorize_get(
     tag = "oauth",
     description = "The authorization endpoint with its parameters as a form (OpenID Connect Core §3.1.2.1); \
 answers as `GET` does.",
-    request_body(content = crate::oauth::schema::AuthorizationForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::oauth::schema::AuthorizationParams, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The `form_post` page that sends the response to the client", content_type = "text/html"),
         (status = 302, description = "Back to the client's `redirect_uri` with `code` (or `error`) and `state`"),
