@@ -18,10 +18,12 @@ use crate::startup::Handles;
 use crate::store::clients as rows;
 use crate::store::{AnyConnection, StoreError};
 
-/// A client's metadata as the admin API takes it (RFC 7591 member names).
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// A client's metadata as the admin API takes it (RFC 7591 member names). `PATCH` changes the
+/// members given (`null` removes an optional one); `POST` and `PUT` take the whole registration.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientInput {
+    /// Required to create.
     pub client_name: Option<String>,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
@@ -29,26 +31,42 @@ pub struct ClientInput {
     pub post_logout_redirect_uris: Vec<String>,
     pub backchannel_logout_uri: Option<String>,
     pub frontchannel_logout_uri: Option<String>,
+    /// `authorization_code`, `refresh_token`, `client_credentials`.
     #[serde(default)]
     pub grant_types: Vec<String>,
     /// Derived from the grant types; accepted (and checked) for RFC 7591 symmetry.
     pub response_types: Option<Vec<String>>,
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
     pub token_endpoint_auth_method: Option<String>,
     pub scope: Option<String>,
     #[serde(default)]
     pub skip_consent: bool,
     #[serde(default)]
     pub require_pkce: bool,
+    /// `web` or `native`.
     pub application_type: Option<String>,
     pub logo_uri: Option<String>,
     pub policy_uri: Option<String>,
     pub tos_uri: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub jwks: Option<Value>,
     pub jwks_uri: Option<String>,
     pub id_token_signed_response_alg: Option<String>,
     pub userinfo_signed_response_alg: Option<String>,
     /// A secret to import instead of generating one (clients moved from another provider).
-    pub client_secret: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub client_secret: Option<ImportedSecret>,
+}
+
+/// A client secret given to import: read and written as its text, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ImportedSecret(pub String);
+
+impl std::fmt::Debug for ImportedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImportedSecret(<redacted>)")
+    }
 }
 
 impl ClientInput {
@@ -75,7 +93,7 @@ impl ClientInput {
             id_token_signed_response_alg: self.id_token_signed_response_alg,
             userinfo_signed_response_alg: self.userinfo_signed_response_alg,
             require_pkce: self.require_pkce,
-            secret: self.client_secret,
+            secret: self.client_secret.map(|imported| imported.0),
         })
     }
 
@@ -296,4 +314,26 @@ pub fn rotate(
         "client_secret": secret.expose(),
         "rotated_at": Timestamp(at),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_imported_secret_is_read_as_text_and_never_debug_printed() {
+        let input: ClientInput = serde_json::from_value(
+            json!({"client_name": "moved", "client_secret": "s3cret-value"}),
+        )
+        .unwrap();
+        assert_eq!(
+            input.client_secret,
+            Some(ImportedSecret("s3cret-value".into()))
+        );
+        assert!(!format!("{input:?}").contains("s3cret-value"));
+        assert_eq!(
+            serde_json::to_value(&input).unwrap()["client_secret"],
+            "s3cret-value"
+        );
+    }
 }

@@ -66,7 +66,7 @@ async fn list(
     post,
     path = crate::paths::ADMIN_CLIENTS,
     tag = "clients",
-    request_body = schema::ClientInputBody,
+    request_body = ClientInput,
     responses(
         (status = 201, description = "The new client, with its secret (shown only now) for a confidential one", body = schema::AdminClientView),
         (status = 409, description = "A conflicting client", body = crate::api::openapi::ApiErrorBody),
@@ -146,7 +146,7 @@ async fn update(
     path = crate::paths::ADMIN_CLIENT,
     tag = "clients",
     params(("id" = String, Path, description = "The client id")),
-    request_body = schema::ClientInputBody,
+    request_body = ClientInput,
     responses(
         (status = 200, description = "The client as registered now", body = schema::AdminClientView),
         (status = 404, description = "No client has this id", body = crate::api::openapi::ApiErrorBody),
@@ -171,7 +171,7 @@ async fn replace(
     path = crate::paths::ADMIN_CLIENT,
     tag = "clients",
     params(("id" = String, Path, description = "The client id")),
-    request_body = schema::ClientInputBody,
+    request_body = ClientInput,
     responses(
         (status = 200, description = "The client as registered now", body = schema::AdminClientView),
         (status = 404, description = "No client has this id", body = crate::api::openapi::ApiErrorBody),
@@ -309,46 +309,6 @@ pub mod schema {
     pub struct ClientList {
         pub clients: Vec<AdminClientView>,
         pub pagination: crate::api::openapi::Pagination,
-    }
-
-    /// A client's metadata as the admin API takes it (RFC 7591 names; mirrors
-    /// `admin::clients::ClientInput`). `PATCH` changes the members given (`null` removes an
-    /// optional one); `POST` and `PUT` take the whole registration.
-    #[derive(ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub struct ClientInputBody {
-        /// Required to create.
-        pub client_name: Option<String>,
-        #[serde(default)]
-        pub redirect_uris: Vec<String>,
-        #[serde(default)]
-        pub post_logout_redirect_uris: Vec<String>,
-        pub backchannel_logout_uri: Option<String>,
-        pub frontchannel_logout_uri: Option<String>,
-        /// `authorization_code`, `refresh_token`, `client_credentials`.
-        #[serde(default)]
-        pub grant_types: Vec<String>,
-        /// Derived from the grant types; accepted (and checked) for RFC 7591 symmetry.
-        pub response_types: Option<Vec<String>>,
-        /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
-        pub token_endpoint_auth_method: Option<String>,
-        pub scope: Option<String>,
-        #[serde(default)]
-        pub skip_consent: bool,
-        #[serde(default)]
-        pub require_pkce: bool,
-        /// `web` or `native`.
-        pub application_type: Option<String>,
-        pub logo_uri: Option<String>,
-        pub policy_uri: Option<String>,
-        pub tos_uri: Option<String>,
-        #[schema(value_type = Option<Object>)]
-        pub jwks: Option<Value>,
-        pub jwks_uri: Option<String>,
-        pub id_token_signed_response_alg: Option<String>,
-        pub userinfo_signed_response_alg: Option<String>,
-        /// A secret to import instead of generating one.
-        pub client_secret: Option<String>,
     }
 
     /// A deletion.

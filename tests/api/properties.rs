@@ -35,7 +35,7 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ipnet::IpNet;
-use latchkey::admin::clients::ClientInput;
+use latchkey::admin::clients::{ClientInput, ImportedSecret};
 use latchkey::admin::roles::RoleInput;
 use latchkey::admin::users::UserInput;
 use latchkey::api::extract::parse_json;
@@ -1945,7 +1945,7 @@ fn client_input() -> impl Strategy<Value = ClientInput> {
                 jwks_uri,
                 id_token_signed_response_alg: None,
                 userinfo_signed_response_alg: None,
-                client_secret,
+                client_secret: client_secret.map(ImportedSecret),
             },
         )
 }
