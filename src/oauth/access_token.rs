@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{ClaimsRequest, Scope, SigningAlg, now};
 use crate::oidc::keys::{JwsError, KeySet};
 use crate::store::grants::{self as rows};
-use crate::store::{Store, StoreError, from_json};
+use crate::store::{AnyConnection, Store, StoreError, from_json};
 
 /// The JWT `typ` of access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -105,7 +105,7 @@ impl From<JwsError> for TokenError {
 
 /// Checks the signature, type, issuer and expiry of an access token. No database access.
 pub fn verify(keys: &KeySet, issuer: &str, token: &str) -> Result<AccessTokenClaims, TokenError> {
-    let verified = keys.verify(token)?;
+    let verified = keys.verify_remembered(token)?;
     let typ = verified
         .header
         .get("typ")
@@ -138,36 +138,29 @@ pub struct ActiveToken {
     pub claims_request: ClaimsRequest,
 }
 
-/// What storage says about a token.
-enum Lookup {
+/// What storage says about a token: read by [`lookup`], judged by [`judge`].
+pub enum Lookup {
     /// A user token: the state of its grant.
     Grant(rows::GrantState),
     /// A client-credentials token: whether it was revoked (alone, or with its client).
     ClientOnly { revoked: bool },
 }
 
-/// Verifies a token and checks, in one read, that it was not revoked and that its account is
-/// still active.
-pub async fn check(
-    store: &Store,
-    keys: &KeySet,
-    issuer: &str,
-    token: &str,
+/// Reads, in one indexed query, what decides whether a verified token still stands.
+pub fn lookup(conn: &mut AnyConnection, claims: &AccessTokenClaims) -> Result<Lookup, StoreError> {
+    match &claims.gid {
+        Some(gid) => Ok(Lookup::Grant(rows::grant_state(conn, gid, &claims.jti)?)),
+        None => Ok(Lookup::ClientOnly {
+            revoked: !rows::client_token_live(conn, &claims.jti, &claims.client_id)?,
+        }),
+    }
+}
+
+/// Whether a verified token still stands, given what [`lookup`] read.
+pub fn judge(
+    claims: AccessTokenClaims,
+    lookup: Result<Lookup, StoreError>,
 ) -> Result<ActiveToken, TokenError> {
-    let claims = verify(keys, issuer, token)?;
-    let (gid, jti, client_id) = (
-        claims.gid.clone(),
-        claims.jti.clone(),
-        claims.client_id.clone(),
-    );
-    let lookup = store
-        .run(move |conn| match gid {
-            Some(gid) => Ok(Lookup::Grant(rows::grant_state(conn, &gid, &jti)?)),
-            None => Ok(Lookup::ClientOnly {
-                revoked: !rows::client_token_live(conn, &jti, &client_id)?,
-            }),
-        })
-        .await;
     match lookup {
         Ok(Lookup::Grant(state)) => {
             if state.revoked_at.is_some() || state.jti_revoked {
@@ -192,12 +185,62 @@ pub async fn check(
             username: None,
             claims_request: ClaimsRequest::default(),
         }),
+        Err(error) => Err(unreadable(error)),
+    }
+}
+
+/// Why a token's state could not be read, as a [`TokenError`].
+fn unreadable(error: StoreError) -> TokenError {
+    match error {
         // The grant row is gone (its client or user was deleted).
-        Err(StoreError::NotFound) => Err(TokenError::Revoked),
-        Err(StoreError::Unavailable(_)) => Err(TokenError::Unavailable),
-        Err(error) => {
+        StoreError::NotFound => TokenError::Revoked,
+        StoreError::Unavailable(_) => TokenError::Unavailable,
+        error => {
             tracing::error!(%error, "access token state lookup failed");
-            Err(TokenError::Unavailable)
+            TokenError::Unavailable
         }
     }
+}
+
+/// Verifies a token and checks, in one read, that it was not revoked and that its account is
+/// still active.
+pub async fn check(
+    store: &Store,
+    keys: &KeySet,
+    issuer: &str,
+    token: &str,
+) -> Result<ActiveToken, TokenError> {
+    check_then(store, keys, issuer, token, |_, _| Ok(()))
+        .await
+        .map(|(active, ())| active)
+}
+
+/// [`check`], then `then` on the same connection if the token stands: the reads a resource
+/// needs (the account's claims, say) go to the database in the same turn as the revocation
+/// check, not in a second one.
+pub async fn check_then<T, F>(
+    store: &Store,
+    keys: &KeySet,
+    issuer: &str,
+    token: &str,
+    then: F,
+) -> Result<(ActiveToken, T), TokenError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut AnyConnection, &AccessTokenClaims) -> Result<T, StoreError> + Send + 'static,
+{
+    let claims = verify(keys, issuer, token)?;
+    store
+        .run(move |conn| {
+            let read = lookup(conn, &claims);
+            match judge(claims, read) {
+                Ok(active) => {
+                    let more = then(conn, &active.claims)?;
+                    Ok(Ok((active, more)))
+                }
+                Err(refused) => Ok(Err(refused)),
+            }
+        })
+        .await
+        .map_err(unreadable)?
 }

@@ -28,6 +28,7 @@ use crate::oauth::params::Params;
 use crate::oidc::keys::{decode_compact, verifier_for, verify_with};
 use crate::startup::AppState;
 use crate::store::clients::claim_assertion_jti;
+use crate::store::{AnyConnection, StoreError};
 
 /// The assertion type of RFC 7523 client authentication.
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -46,8 +47,7 @@ const MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
 /// Clock skew tolerated on assertion times.
 const LEEWAY_SECS: i64 = 60;
 
-/// What a request presents to authenticate its client.
-#[derive(Debug)]
+/// What a request presents to authenticate its client (no `Debug`: it holds the secret).
 enum Presented {
     Basic {
         client_id: String,
@@ -165,6 +165,25 @@ pub async fn authenticate(
     params: &Params,
     endpoint_url: &str,
 ) -> Result<Client, OAuthError> {
+    authenticate_with(state, request, params, endpoint_url, |_| Ok(()))
+        .await
+        .map(|(client, ())| client)
+}
+
+/// [`authenticate`], with `also` run on the connection that reads the client, so that an
+/// endpoint's own read (introspection's token state) shares its turn at the database. What
+/// `also` read is returned only if the client authenticated.
+pub async fn authenticate_with<T, F>(
+    state: &AppState,
+    request: &HttpRequest,
+    params: &Params,
+    endpoint_url: &str,
+    also: F,
+) -> Result<(Client, T), OAuthError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+{
     let presented = presented(request, params)?;
     let used_basic = matches!(presented, Presented::Basic { .. });
     let (client_id, used) = match &presented {
@@ -187,11 +206,11 @@ pub async fn authenticate(
         return Err(unknown());
     }
     let lookup = client_id.clone();
-    let client = state
+    let (client, more) = state
         .store
-        .run(move |conn| find_client(conn, &lookup))
-        .await?
-        .ok_or_else(unknown)?;
+        .run(move |conn| Ok((find_client(conn, &lookup)?, also(conn)?)))
+        .await?;
+    let client = client.ok_or_else(unknown)?;
     if client.auth_method != used {
         return Err(OAuthError::invalid_client(
             format!(
@@ -213,7 +232,7 @@ pub async fn authenticate(
             verify_assertion(state, &client, &assertion, endpoint_url).await?;
         }
     }
-    Ok(client)
+    Ok((client, more))
 }
 
 /// The `iss` of an assertion, read before verification only to find the client whose keys

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::domain::now;
 use crate::oauth::access_token::{self, TokenError};
-use crate::oauth::client_auth::authenticate;
+use crate::oauth::client_auth::authenticate_with;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::token::read_params;
 use crate::paths;
@@ -45,11 +45,23 @@ pub async fn introspect(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     let params = read_params(&request, payload, state.settings.max_body_bytes).await?;
-    authenticate(
+    // An access token's signature is checked first, so that its state is read in the same turn
+    // at the database as the client; what was read counts only once the client authenticated.
+    let keys = state.keys.current();
+    let (claims, refused) = match params
+        .get("token")
+        .map(|token| access_token::verify(&keys, &state.settings.issuer, token))
+    {
+        Some(Ok(claims)) => (Some(claims), None),
+        Some(Err(refused)) => (None, Some(refused)),
+        None => (None, None),
+    };
+    let (_, read) = authenticate_with(
         &state,
         &request,
         &params,
         &state.settings.url_for(paths::INTROSPECT),
+        move |conn| Ok(claims.map(|claims| (access_token::lookup(conn, &claims), claims))),
     )
     .await?;
     let token = params
@@ -62,8 +74,11 @@ pub async fn introspect(
             "token_type_hint must be access_token or refresh_token",
         ));
     }
-    let keys = state.keys.current();
-    let body = match access_token::check(&state.store, &keys, &state.settings.issuer, token).await {
+    let judged = match read {
+        Some((lookup, claims)) => access_token::judge(claims, lookup),
+        None => Err(refused.unwrap_or(TokenError::Invalid)),
+    };
+    let body = match judged {
         Ok(active) => {
             let c = &active.claims;
             let mut body = json!({

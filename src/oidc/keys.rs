@@ -396,7 +396,29 @@ pub struct KeySet {
     verifiers: HashMap<String, (SigningAlg, Box<dyn JwsVerifier>)>,
     jwks: Bytes,
     fingerprint: Vec<(String, String)>,
+    /// Tokens this set has verified, so that one presented again skips the signature check.
+    remembered: RememberedTokens,
 }
+
+/// The most bytes of tokens and payloads [`KeySet::verify_remembered`] keeps (about 4,000
+/// typical access tokens).
+const REMEMBERED_TOKEN_BYTES: u64 = 4 << 20;
+
+/// The longest token [`KeySet::verify_remembered`] keeps; longer ones are verified every time.
+const REMEMBERED_TOKEN_MAX_LEN: usize = 8 << 10;
+
+/// Weighs a remembered token by the bytes it holds.
+#[derive(Clone)]
+struct TokenBytes;
+
+impl quick_cache::Weighter<Box<str>, Arc<VerifiedJws>> for TokenBytes {
+    fn weight(&self, token: &Box<str>, verified: &Arc<VerifiedJws>) -> u64 {
+        (token.len() + verified.payload.len()) as u64
+    }
+}
+
+/// Verified tokens by their exact text, bounded by [`REMEMBERED_TOKEN_BYTES`].
+type RememberedTokens = quick_cache::sync::Cache<Box<str>, Arc<VerifiedJws>, TokenBytes>;
 
 impl KeySet {
     /// Parses the stored rows: verifiers for every published key, signers for active ones.
@@ -456,6 +478,7 @@ impl KeySet {
             verifiers,
             jwks: Bytes::from(jwks),
             fingerprint,
+            remembered: RememberedTokens::with_weighter(1024, REMEMBERED_TOKEN_BYTES, TokenBytes),
         })
     }
 
@@ -486,6 +509,23 @@ impl KeySet {
             .ok_or(JwsError::UnknownKey)?;
         let (alg, verifier) = self.verifier(kid).ok_or(JwsError::UnknownKey)?;
         verify_with(token, alg, verifier)
+    }
+
+    /// [`KeySet::verify`] for tokens that come back: access tokens, presented at UserInfo, at
+    /// introspection and to the JSON API on every call. A token whose signature this set
+    /// verified before is recognised by its exact text and not verified again (an ES256
+    /// verification costs about 60 µs of CPU, more than the rest of such a request). The
+    /// memory lives in this set, so a new set (a key rotated or retired) starts afresh;
+    /// expiry and revocation are for the caller to check on every use.
+    pub fn verify_remembered(&self, token: &str) -> Result<Arc<VerifiedJws>, JwsError> {
+        if let Some(verified) = self.remembered.get(token) {
+            return Ok(verified);
+        }
+        let verified = Arc::new(self.verify(token)?);
+        if token.len() <= REMEMBERED_TOKEN_MAX_LEN {
+            self.remembered.insert(token.into(), verified.clone());
+        }
+        Ok(verified)
     }
 
     /// How many keys the JWK Set publishes.

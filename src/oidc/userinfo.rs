@@ -103,21 +103,29 @@ pub async fn userinfo_post(
 
 async fn respond(state: &AppState, token: &str) -> Result<HttpResponse, OAuthError> {
     let keys = state.keys.current();
-    let active = access_token::check(&state.store, &keys, &state.settings.issuer, token)
-        .await
-        .map_err(token_error)?;
-    let scope = active.claims.scope();
-    if !scope.contains("openid") || !active.claims.has_user() {
+    // The account and client are read in the same turn as the token's state.
+    let (active, account) = access_token::check_then(
+        &state.store,
+        &keys,
+        &state.settings.issuer,
+        token,
+        |conn, claims| {
+            if !claims.has_user() || !claims.scope().contains("openid") {
+                return Ok(None);
+            }
+            let user = users::find(conn, &claims.sub)?;
+            Ok(Some((user, find_client(conn, &claims.client_id)?)))
+        },
+    )
+    .await
+    .map_err(token_error)?;
+    let Some((user, client)) = account else {
         return Err(OAuthError::bearer(
             Some(ErrorCode::InsufficientScope),
             "The access token was not granted the openid scope",
         ));
-    }
-    let (user_id, client_id) = (active.claims.sub.clone(), active.claims.client_id.clone());
-    let (user, client) = state
-        .store
-        .run(move |conn| Ok((users::find(conn, &user_id)?, find_client(conn, &client_id)?)))
-        .await?;
+    };
+    let scope = active.claims.scope();
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(user.id));
     claims.extend(user_claims(
