@@ -45,10 +45,10 @@ pub fn insert(conn: &mut AnyConnection, client: &ClientRow) -> Result<(), StoreE
 
 /// The client with this id.
 pub fn find(conn: &mut AnyConnection, id: &str) -> Result<ClientRow, StoreError> {
-    Ok(clients::table
+    Ok(on_backend!(conn, |c| clients::table
         .find(id)
         .select(ClientRow::as_select())
-        .get_result(conn)?)
+        .get_result(c))?)
 }
 
 /// Every client, oldest first.

@@ -69,10 +69,10 @@ pub fn insert_grant(conn: &mut AnyConnection, row: &GrantRow) -> Result<(), Stor
 
 /// The grant with this id.
 pub fn find_grant(conn: &mut AnyConnection, id: &str) -> Result<GrantRow, StoreError> {
-    Ok(grants::table
+    Ok(on_backend!(conn, |c| grants::table
         .find(id)
         .select(GrantRow::as_select())
-        .get_result(conn)?)
+        .get_result(c))?)
 }
 
 /// Revokes a grant (all its tokens); returns whether it was live.
@@ -208,9 +208,9 @@ pub fn insert_refresh_token(
     conn: &mut AnyConnection,
     row: &RefreshTokenRow,
 ) -> Result<(), StoreError> {
-    diesel::insert_into(refresh_tokens::table)
+    on_backend!(conn, |c| diesel::insert_into(refresh_tokens::table)
         .values(row)
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 
@@ -219,10 +219,10 @@ pub fn find_refresh_token(
     conn: &mut AnyConnection,
     token_hash: &str,
 ) -> Result<RefreshTokenRow, StoreError> {
-    Ok(refresh_tokens::table
+    Ok(on_backend!(conn, |c| refresh_tokens::table
         .find(token_hash)
         .select(RefreshTokenRow::as_select())
-        .get_result(conn)?)
+        .get_result(c))?)
 }
 
 /// Marks a refresh token used, recording its sealed successor; returns whether this call used
@@ -233,7 +233,7 @@ pub fn use_refresh_token(
     successor_sealed: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let changed = diesel::update(
+    let changed = on_backend!(conn, |c| diesel::update(
         refresh_tokens::table
             .find(token_hash)
             .filter(refresh_tokens::used_at.is_null()),
@@ -242,7 +242,7 @@ pub fn use_refresh_token(
         refresh_tokens::used_at.eq(now),
         refresh_tokens::successor_sealed.eq(successor_sealed),
     ))
-    .execute(conn)?;
+    .execute(c))?;
     Ok(changed == 1)
 }
 
@@ -293,7 +293,7 @@ pub fn grant_state(
     grant_id: &str,
     jti: &str,
 ) -> Result<GrantState, StoreError> {
-    Ok(grants::table
+    Ok(on_backend!(conn, |c| grants::table
         .inner_join(users::table)
         .filter(grants::id.eq(grant_id))
         .select((
@@ -303,7 +303,7 @@ pub fn grant_state(
             users::status,
             diesel::dsl::exists(revoked_tokens::table.filter(revoked_tokens::jti.eq(jti))),
         ))
-        .get_result(conn)?)
+        .get_result(c))?)
 }
 
 /// Whether an access token without a grant (client credentials) still stands: not revoked,
@@ -313,11 +313,11 @@ pub fn client_token_live(
     jti: &str,
     client_id: &str,
 ) -> Result<bool, StoreError> {
-    let (revoked, client_exists): (bool, bool) = diesel::select((
+    let (revoked, client_exists): (bool, bool) = on_backend!(conn, |c| diesel::select((
         diesel::dsl::exists(revoked_tokens::table.find(jti)),
         diesel::dsl::exists(clients::table.find(client_id)),
     ))
-    .get_result(conn)?;
+    .get_result(c))?;
     Ok(!revoked && client_exists)
 }
 

@@ -56,9 +56,9 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> Result<SessionRow, StoreError
 
 /// Records activity on a session.
 pub fn touch(conn: &mut AnyConnection, id: &str, now: i64) -> Result<(), StoreError> {
-    diesel::update(sessions::table.find(id))
+    on_backend!(conn, |c| diesel::update(sessions::table.find(id))
         .set(sessions::last_activity.eq(now))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 

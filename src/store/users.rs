@@ -81,34 +81,34 @@ pub fn add_role(conn: &mut AnyConnection, user_id: &str, role_id: &str) -> Resul
 
 /// The user with this id.
 pub fn find(conn: &mut AnyConnection, id: &str) -> Result<UserRow, StoreError> {
-    Ok(users::table
+    Ok(on_backend!(conn, |c| users::table
         .find(id)
         .select(UserRow::as_select())
-        .get_result(conn)?)
+        .get_result(c))?)
 }
 
 /// The names of a user's roles, sorted.
 pub fn role_names(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>, StoreError> {
-    Ok(user_roles::table
+    Ok(on_backend!(conn, |c| user_roles::table
         .inner_join(roles::table)
         .filter(user_roles::user_id.eq(user_id))
         .order(roles::name)
         .select(roles::name)
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// A user's effective permissions before any scope cut: those of their roles and their
 /// direct ones, sorted and distinct.
 pub fn permissions(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>, StoreError> {
-    let mut from_roles: Vec<String> = user_roles::table
+    let mut from_roles: Vec<String> = on_backend!(conn, |c| user_roles::table
         .inner_join(role_permissions::table.on(role_permissions::role_id.eq(user_roles::role_id)))
         .filter(user_roles::user_id.eq(user_id))
         .select(role_permissions::permission)
-        .load(conn)?;
-    let direct: Vec<String> = user_permissions::table
+        .load(c))?;
+    let direct: Vec<String> = on_backend!(conn, |c| user_permissions::table
         .filter(user_permissions::user_id.eq(user_id))
         .select(user_permissions::permission)
-        .load(conn)?;
+        .load(c))?;
     from_roles.extend(direct);
     from_roles.sort();
     from_roles.dedup();
