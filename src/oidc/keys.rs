@@ -671,3 +671,52 @@ pub fn rotate_all_now(
 pub fn summaries(conn: &mut AnyConnection) -> Result<Vec<KeySummary>, StoreError> {
     Ok(rows::all(conn)?.iter().map(KeySummary::from).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::KeyEncryptionKey;
+
+    fn key_set(crypto: &Crypto) -> KeySet {
+        let row = generate(SigningAlg::Es256)
+            .unwrap()
+            .into_row(crypto, ACTIVE, now());
+        KeySet::load(&[row], crypto).unwrap()
+    }
+
+    #[test]
+    fn a_remembered_token_is_known_by_its_exact_text_and_only_to_its_key_set() {
+        let crypto =
+            Crypto::new(&KeyEncryptionKey::decode(&URL_SAFE_NO_PAD.encode([7u8; 32])).unwrap());
+        let keys = key_set(&crypto);
+        let token = keys
+            .active(SigningAlg::Es256)
+            .unwrap()
+            .sign_jwt("at+jwt", &serde_json::json!({ "sub": "someone" }))
+            .unwrap();
+        let first = keys.verify_remembered(&token).unwrap();
+        let again = keys.verify_remembered(&token).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second presentation is remembered"
+        );
+        assert_eq!(again.payload, br#"{"sub":"someone"}"#);
+
+        // One character changed in the signature: verified afresh, and refused.
+        let mut tampered = token.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert_eq!(
+            keys.verify_remembered(&tampered).unwrap_err(),
+            JwsError::BadSignature
+        );
+
+        // Another key set (a rotation) remembers nothing, and does not know the old key.
+        let rotated = key_set(&crypto);
+        assert_eq!(
+            rotated.verify_remembered(&token).unwrap_err(),
+            JwsError::UnknownKey
+        );
+    }
+}
