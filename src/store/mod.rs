@@ -46,7 +46,7 @@ pub mod users;
 pub mod webhooks;
 mod writers;
 
-pub use writers::Writers;
+use writers::Writers;
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -424,7 +424,7 @@ pub fn lock_privileges(conn: &mut AnyConnection) -> Result<(), StoreError> {
 }
 
 /// Runs `work` in a write transaction. On SQLite, the writers of this process take turns on
-/// one connection kept for writing and share commits ([`Writers`]), so `work` gets that
+/// one connection kept for writing and share commits (the `writers` module), so `work` gets that
 /// connection, not `conn`; the transaction begins with `BEGIN IMMEDIATE`, so two writers queue
 /// instead of one failing when its read snapshot goes stale, and they queue on a mutex rather
 /// than in SQLite's busy handler, which sleeps in steps of up to 100 ms (other processes, such
@@ -444,14 +444,16 @@ where
         // Inside a transaction already: diesel makes this a savepoint.
         return conn.transaction(work);
     }
-    if let AnyConnection::Sqlite(c) = conn {
-        match WRITERS.with(|current| current.borrow().clone()) {
+    match conn {
+        AnyConnection::Sqlite(c) => match WRITERS.with(|current| current.borrow().clone()) {
             Some(writers) => return writers.write(work),
-            // A connection outside any store's work (tests): a transaction of its own.
+            // Not inside [`Store::run`] or [`Store::run_blocking`] (the server never gets here):
+            // a transaction of its own on `conn`.
             None => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        },
+        AnyConnection::Postgresql(c) => {
+            <diesel::PgConnection as Connection>::TransactionManager::begin_transaction(c)?
         }
-    } else if let AnyConnection::Postgresql(c) = conn {
-        <diesel::PgConnection as Connection>::TransactionManager::begin_transaction(c)?;
     }
     match work(conn) {
         Ok(value) => {
