@@ -416,8 +416,7 @@ pub async fn refresh(
     if let Some(refresh_token) = present(&body.refresh_token) {
         let params = Params::from_pairs(&[("refresh_token", refresh_token)]);
         let by = actor(&http, None);
-        return match crate::oauth::token::refresh_token::refresh(&state, &client, &params, &by)
-            .await
+        return match crate::oauth::token::refresh_token::refresh(&state, &client, &params, by).await
         {
             Ok(tokens) => Ok({
                 state.metrics.token_issued("refresh_token");

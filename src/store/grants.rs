@@ -7,6 +7,11 @@
 use diesel::prelude::*;
 
 use super::schema::{authorization_codes, clients, grants, refresh_tokens, revoked_tokens, users};
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, QueryFragment};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, HasSqlType, Nullable, Text};
+
 use super::{AnyConnection, StoreError};
 
 /// A grant as stored: one authorization of a client by a person.
@@ -208,10 +213,45 @@ pub fn insert_refresh_token(
     conn: &mut AnyConnection,
     row: &RefreshTokenRow,
 ) -> Result<(), StoreError> {
-    on_backend!(conn, |c| diesel::insert_into(refresh_tokens::table)
-        .values(row)
-        .execute(c))?;
+    on_backend!(conn, |c| InsertRefreshToken { row }.execute(c))?;
     Ok(())
+}
+
+/// `INSERT INTO refresh_tokens` of one row, kept prepared (see `kept_prepared!`).
+struct InsertRefreshToken<'a> {
+    row: &'a RefreshTokenRow,
+}
+
+kept_prepared!(InsertRefreshToken);
+
+impl<DB: Backend> QueryFragment<DB> for InsertRefreshToken<'_>
+where
+    DB: HasSqlType<Text> + HasSqlType<BigInt>,
+    str: ToSql<Text, DB>,
+    i64: ToSql<BigInt, DB>,
+    Option<i64>: ToSql<Nullable<BigInt>, DB>,
+    Option<String>: ToSql<Nullable<Text>, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let row = self.row;
+        out.push_sql(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, used_at, \
+             successor_sealed) VALUES (",
+        );
+        out.push_bind_param::<Text, _>(row.token_hash.as_str())?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(row.grant_id.as_str())?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&row.created_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&row.expires_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&row.used_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.successor_sealed)?;
+        out.push_sql(")");
+        Ok(())
+    }
 }
 
 /// The refresh token with this hash.
@@ -233,17 +273,40 @@ pub fn use_refresh_token(
     successor_sealed: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let changed = on_backend!(conn, |c| diesel::update(
-        refresh_tokens::table
-            .find(token_hash)
-            .filter(refresh_tokens::used_at.is_null()),
-    )
-    .set((
-        refresh_tokens::used_at.eq(now),
-        refresh_tokens::successor_sealed.eq(successor_sealed),
-    ))
-    .execute(c))?;
+    let statement = UseRefreshToken {
+        token_hash,
+        successor_sealed,
+        now,
+    };
+    let changed = on_backend!(conn, |c| statement.execute(c))?;
     Ok(changed == 1)
+}
+
+/// The `UPDATE` of [`use_refresh_token`], kept prepared (see `kept_prepared!`).
+struct UseRefreshToken<'a> {
+    token_hash: &'a str,
+    successor_sealed: &'a str,
+    now: i64,
+}
+
+kept_prepared!(UseRefreshToken);
+
+impl<DB: Backend> QueryFragment<DB> for UseRefreshToken<'_>
+where
+    DB: HasSqlType<Text> + HasSqlType<BigInt>,
+    str: ToSql<Text, DB>,
+    i64: ToSql<BigInt, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("UPDATE refresh_tokens SET used_at = ");
+        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql(", successor_sealed = ");
+        out.push_bind_param::<Text, _>(self.successor_sealed)?;
+        out.push_sql(" WHERE token_hash = ");
+        out.push_bind_param::<Text, _>(self.token_hash)?;
+        out.push_sql(" AND used_at IS NULL");
+        Ok(())
+    }
 }
 
 /// Forgets sealed successors whose grace window has passed.

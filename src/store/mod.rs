@@ -22,6 +22,23 @@ macro_rules! on_backend {
     };
 }
 
+/// Makes `$statement` (a struct with one lifetime, whose `QueryFragment` writes a fixed SQL
+/// text around its binds) a query that diesel keeps prepared and finds again by its type.
+/// Diesel prepares every `UPDATE`, and on SQLite every `INSERT` of a struct, afresh on each
+/// run, since their text may differ between two runs of one Rust type; the hot paths' writes
+/// (a refresh-token rotation's) are written out this way instead, and skip SQLite's parser
+/// and planner.
+macro_rules! kept_prepared {
+    ($statement:ident) => {
+        impl diesel::query_builder::QueryId for $statement<'_> {
+            type QueryId = $statement<'static>;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl<Conn> diesel::RunQueryDsl<Conn> for $statement<'_> {}
+    };
+}
+
 pub mod account_tokens;
 pub mod activity;
 pub mod api_keys;
@@ -188,9 +205,12 @@ impl r2d2::ManageConnection for Manager {
                 let mut conn = diesel::SqliteConnection::establish(path)
                     .map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 // busy_timeout first: switching to WAL needs a lock another process may hold.
+                // temp_store: a savepoint's journal (the writers run each writer's work in
+                // one) stays in memory instead of spilling to a temporary file past 64 KiB.
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; \
+                     PRAGMA temp_store = MEMORY;",
                     self.busy_timeout_ms,
                     self.synchronous.as_sql()
                 ))?;
@@ -379,6 +399,21 @@ impl Store {
             Err(join) => Err(StoreError::Unavailable(format!(
                 "database task cancelled: {join}"
             ))),
+        }
+    }
+
+    /// Runs `work` in a write transaction (as [`write_transaction`] does) and returns once it
+    /// has committed, for async code. On SQLite the work goes to the writers' thread, so that
+    /// a request waiting for its turn to write holds no thread and no pooled connection (the
+    /// `writers` module); on PostgreSQL it runs as [`Store::run`] work.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.writers {
+            Some(writers) => writers.submit(Instant::now() + self.wait, work).await,
+            None => self.run(move |conn| write_transaction(conn, work)).await,
         }
     }
 

@@ -3,6 +3,11 @@
 use diesel::prelude::*;
 
 use super::schema::sessions;
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, QueryFragment};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, HasSqlType, Text};
+
 use super::{AnyConnection, StoreError};
 
 /// A session as stored.
@@ -56,10 +61,32 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> Result<SessionRow, StoreError
 
 /// Records activity on a session.
 pub fn touch(conn: &mut AnyConnection, id: &str, now: i64) -> Result<(), StoreError> {
-    on_backend!(conn, |c| diesel::update(sessions::table.find(id))
-        .set(sessions::last_activity.eq(now))
-        .execute(c))?;
+    on_backend!(conn, |c| Touch { id, now }.execute(c))?;
     Ok(())
+}
+
+/// The `UPDATE` of [`touch`], kept prepared (see `kept_prepared!`): every refresh-token
+/// rotation of a browser's grant runs it.
+struct Touch<'a> {
+    id: &'a str,
+    now: i64,
+}
+
+kept_prepared!(Touch);
+
+impl<DB: Backend> QueryFragment<DB> for Touch<'_>
+where
+    DB: HasSqlType<Text> + HasSqlType<BigInt>,
+    str: ToSql<Text, DB>,
+    i64: ToSql<BigInt, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("UPDATE sessions SET last_activity = ");
+        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<Text, _>(self.id)?;
+        Ok(())
+    }
 }
 
 /// Marks a session revoked; returns whether it was live.

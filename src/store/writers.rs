@@ -12,17 +12,27 @@
 //! that holds its changes has succeeded, or fails with it. The work of a group runs one after
 //! another, as it would have one transaction at a time, and other connections see all of it
 //! or none of it.
+//!
+//! Async code ([`Store::write`](super::Store::write)) does not hold a blocking thread while it
+//! waits: it queues its work for the writers' own thread, which takes all the work queued
+//! (up to [`MAX_GROUP`]) into its turn, each piece in its own savepoint, and answers each
+//! once their commit is over. A request waiting for its turn then holds no thread, no pooled
+//! connection and none of the store's turns, so the groups are as large as the load makes
+//! them, not as the pool.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
+use std::thread::Result as Caught;
+use std::time::Instant;
 
 use diesel::Connection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::r2d2::{ManageConnection, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use super::{AnyConnection, Manager};
+use super::{AnyConnection, Manager, StoreError};
 
 /// The most writers one commit covers, so that a steady stream of writers still commits (and
 /// lets other processes, such as the CLI, take the lock) every so often.
@@ -35,6 +45,8 @@ pub struct Writers {
     /// Writers waiting for the turn: while there are any, a finished writer leaves the
     /// transaction open for them.
     waiting: AtomicUsize,
+    /// The queue of the writers' thread, which starts at the first [`Writers::submit`].
+    queue: OnceLock<Sender<Box<dyn Job>>>,
 }
 
 /// What the writer holding the turn works with.
@@ -95,7 +107,55 @@ impl Writers {
             manager,
             turn: Mutex::new(Turn::default()),
             waiting: AtomicUsize::new(0),
+            queue: OnceLock::new(),
         }
+    }
+
+    /// Queues `work` for the writers' thread and waits, without holding a thread, for the
+    /// commit of the transaction that holds it. Work still queued at `deadline` is not run:
+    /// it fails as the database being unavailable.
+    pub(super) async fn submit<T, F>(
+        self: &Arc<Self>,
+        deadline: Instant,
+        work: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let stopped = || StoreError::Unavailable("the writers' thread has stopped".into());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Box::new(Queued {
+            work: Some(work),
+            deadline,
+            outcome: None,
+            reply,
+        });
+        self.queue()?.send(job).map_err(|_| stopped())?;
+        match answer.await {
+            Ok(Ok(result)) => result,
+            // A panic inside the work is re-raised here, where the panic guard reports it.
+            Ok(Err(panic)) => resume_unwind(panic),
+            Err(_) => Err(stopped()),
+        }
+    }
+
+    /// The writers' thread's queue, starting the thread if it is not running yet.
+    fn queue(self: &Arc<Self>) -> Result<&Sender<Box<dyn Job>>, StoreError> {
+        if let Some(queue) = self.queue.get() {
+            return Ok(queue);
+        }
+        let (sender, receiver) = channel();
+        let writers = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("latchkey-writer".into())
+            .spawn(move || serve(&writers, &receiver))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the writers' thread: {e}"))
+            })?;
+        // Two first callers at once start a thread each; the one whose queue is not kept
+        // finds it closed and ends.
+        Ok(self.queue.get_or_init(|| sender))
     }
 
     /// Runs `work` in this process's write transaction, in its own savepoint, and returns
@@ -203,6 +263,88 @@ impl Writers {
     }
 }
 
+/// The writers' thread: takes the queued work into one turn, as much as is waiting (up to
+/// [`MAX_GROUP`]), and answers each piece once the turn's commit is over. Ends when the store
+/// is gone.
+fn serve(writers: &Weak<Writers>, queue: &Receiver<Box<dyn Job>>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        batch.extend(queue.try_iter().take(MAX_GROUP - 1));
+        let Some(writers) = writers.upgrade() else {
+            return;
+        };
+        let turn = writers.write(|conn| {
+            for job in &mut batch {
+                job.run(conn);
+            }
+            Ok::<(), DieselError>(())
+        });
+        let failed = turn.err().map(|error| match error {
+            DieselError::DatabaseError(kind, info) => (kind, info.message().to_owned()),
+            other => (DatabaseErrorKind::Unknown, other.to_string()),
+        });
+        for job in batch {
+            job.answer(failed.as_ref());
+        }
+    }
+}
+
+/// Work queued by [`Writers::submit`], as the writers' thread sees it.
+trait Job: Send {
+    /// Runs the work in its own savepoint of the open transaction (unless its deadline has
+    /// passed), keeping its outcome for the answer.
+    fn run(&mut self, conn: &mut AnyConnection);
+    /// Answers the submitter: the work's own outcome, or the failure of the turn that held
+    /// it (`failed`: the error's kind and message), in which case nothing of it was kept.
+    fn answer(self: Box<Self>, failed: Option<&(DatabaseErrorKind, String)>);
+}
+
+/// Queued work returning `T`, with the channel of its answer.
+struct Queued<T, F> {
+    work: Option<F>,
+    deadline: Instant,
+    outcome: Option<Caught<Result<T, StoreError>>>,
+    reply: tokio::sync::oneshot::Sender<Caught<Result<T, StoreError>>>,
+}
+
+impl<T, F> Job for Queued<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &mut AnyConnection) {
+        let Some(work) = self.work.take() else {
+            return;
+        };
+        if Instant::now() >= self.deadline {
+            self.outcome = Some(Ok(Err(StoreError::Unavailable(
+                "no turn to write came in time".into(),
+            ))));
+            return;
+        }
+        // Inside the open transaction, diesel makes this a savepoint.
+        let done = catch_unwind(AssertUnwindSafe(|| conn.transaction(work)));
+        if done.is_err() {
+            // A panic left the savepoint open: undo this work alone.
+            let _ = <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn);
+        }
+        self.outcome = Some(done);
+    }
+
+    fn answer(self: Box<Self>, failed: Option<&(DatabaseErrorKind, String)>) {
+        let answer = match (self.outcome, failed) {
+            (Some(Err(panic)), _) => Err(panic),
+            // Its own savepoint was rolled back; the commit does not change that.
+            (Some(Ok(Err(error))), _) => Ok(Err(error)),
+            (Some(Ok(Ok(value))), None) => Ok(Ok(value)),
+            (_, Some((kind, message))) => Ok(Err(failure(*kind, message.clone()).into())),
+            (None, None) => Ok(Err(StoreError::Unavailable("the write was not run".into()))),
+        };
+        // A submitter that stopped waiting (its request went away) needs no answer.
+        let _ = self.reply.send(answer);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -266,5 +408,120 @@ mod tests {
         });
         let expected: Vec<i64> = (0..24).filter(|n| n % 3 == 0).collect();
         assert_eq!(numbers(&store), expected);
+    }
+
+    /// The async path: requests queued for the writers' thread, some of them while a
+    /// blocking writer holds the turn, so that they share a transaction with each other and
+    /// with it.
+    #[test]
+    fn queued_writers_share_a_turn_yet_each_is_answered_by_its_own_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::defaults();
+        settings.database_url = DatabaseUrl::Sqlite(dir.path().join("queued.db"));
+        let store = Store::open(&settings).unwrap();
+        store
+            .run_blocking(|conn| Ok(conn.batch_execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")?))
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        // A blocking writer holds the turn while the queued ones arrive.
+        let holder = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store.run_blocking(|conn| {
+                    write_transaction(conn, |conn| {
+                        diesel::sql_query("INSERT INTO t VALUES (100)").execute(conn)?;
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                        Ok::<_, StoreError>(())
+                    })
+                })
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let tasks: Vec<_> = (0..24_i64)
+            .map(|n| {
+                let store = store.clone();
+                runtime.spawn(async move {
+                    let outcome = store
+                        .write(move |conn| {
+                            diesel::sql_query(format!("INSERT INTO t VALUES ({n})"))
+                                .execute(conn)?;
+                            match n % 3 {
+                                0 => Ok(n),
+                                1 => Err(StoreError::Conflict {
+                                    constraint: format!("writer {n}"),
+                                }),
+                                _ => panic!("writer {n} fails after its insert"),
+                            }
+                        })
+                        .await;
+                    // Answered only once committed: another connection sees the row.
+                    let seen = numbers(&store).contains(&n);
+                    (outcome, seen)
+                })
+            })
+            .collect();
+        for (n, task) in (0..24_i64).zip(tasks) {
+            match runtime.block_on(task) {
+                Ok((Ok(value), seen)) => {
+                    assert_eq!((n % 3, value), (0, n));
+                    assert!(seen, "writer {n} answered before its commit");
+                }
+                Ok((Err(StoreError::Conflict { constraint }), seen)) => {
+                    assert_eq!(n % 3, 1);
+                    assert_eq!(constraint, format!("writer {n}"), "another writer's error");
+                    assert!(!seen, "writer {n}'s failed work was kept");
+                }
+                Ok((Err(other), _)) => panic!("writer {n}: unexpected {other}"),
+                Err(join) => assert!(join.is_panic() && n % 3 == 2, "writer {n}: {join}"),
+            }
+        }
+        holder.join().unwrap().unwrap();
+        let mut expected: Vec<i64> = (0..24).filter(|n| n % 3 == 0).collect();
+        expected.push(100);
+        assert_eq!(numbers(&store), expected);
+    }
+
+    /// Work still queued when the database timeout has passed is not run.
+    #[test]
+    fn queued_work_past_the_database_timeout_is_refused_and_never_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::defaults();
+        settings.database_url = DatabaseUrl::Sqlite(dir.path().join("late.db"));
+        settings.database_timeout = std::time::Duration::from_millis(100);
+        let store = Store::open(&settings).unwrap();
+        store
+            .run_blocking(|conn| Ok(conn.batch_execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")?))
+            .unwrap();
+        let holder = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store.run_blocking(|conn| {
+                    write_transaction(conn, |conn| {
+                        std::thread::sleep(std::time::Duration::from_millis(400));
+                        diesel::sql_query("INSERT INTO t VALUES (1)").execute(conn)?;
+                        Ok::<_, StoreError>(())
+                    })
+                })
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let late = runtime.block_on(store.write(|conn| {
+            diesel::sql_query("INSERT INTO t VALUES (2)").execute(conn)?;
+            Ok(())
+        }));
+        assert!(
+            matches!(late, Err(StoreError::Unavailable(_))),
+            "late work was answered with {late:?}"
+        );
+        holder.join().unwrap().unwrap();
+        assert_eq!(numbers(&store), vec![1]);
     }
 }

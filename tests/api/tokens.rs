@@ -691,3 +691,128 @@ async fn housekeeping_forgets_sealed_successors_and_expired_codes() {
     assert_eq!(sealed(&app).await, 0);
     assert_eq!(app.count("authorization_codes").await, 0);
 }
+
+/// The token endpoint's form with a client assertion.
+async fn post_with_assertion(
+    app: &TestApp,
+    client_id: &str,
+    assertion: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut all = form.to_vec();
+    all.extend_from_slice(&[
+        ("client_id", client_id),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion),
+    ]);
+    app.client
+        .post(app.url("/oauth/token"))
+        .form(&all)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_refresh_refused_before_rotation_leaves_the_token_usable() {
+    let app = spawn_app().await;
+    app.create_user("rhea", PASSWORD).await;
+    let client = app.web_client("Careful", |_| {}).await;
+    let tokens = app.tokens_for(&client, "rhea", PASSWORD, "openid").await;
+    let refresh = tokens.refresh_token.unwrap();
+    // The right token with the wrong secret: the client is refused, and the token not used.
+    let response = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth(&client.client_id, Some("not-the-secret"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await, (401, "invalid_client".into()));
+    // An authenticated client that forgets the token is told so.
+    assert_eq!(
+        error_of(
+            app.token_request(&client, &[("grant_type", "refresh_token")])
+                .await
+        )
+        .await,
+        (400, "invalid_request".into())
+    );
+    // Neither refusal used the token: it rotates, and its successor works too.
+    let first = app.refresh(&client, &refresh).await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let successor = first["refresh_token"].as_str().unwrap();
+    assert_ne!(successor, refresh);
+    assert_eq!(app.refresh(&client, successor).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_private_key_jwt_client_refreshes_with_an_assertion_and_a_refused_one_uses_nothing() {
+    let app = spawn_app().await;
+    app.create_user("sven", PASSWORD).await;
+    let (signer, jwks) = client_key("rk1");
+    let client = app
+        .web_client("Signed refresh", |r| {
+            r.auth_method = Some("private_key_jwt".into());
+            r.jwks = Some(jwks);
+        })
+        .await;
+    let token_endpoint = app.url("/oauth/token");
+    let browser = Browser::new(&app);
+    let code = app
+        .code_for(&browser, &client, "sven", PASSWORD, &[("scope", "openid")])
+        .await;
+    let signed = |jti: &str| assertion(&signer, &client.client_id, &token_endpoint, jti, 60);
+    let response = post_with_assertion(
+        &app,
+        &client.client_id,
+        &signed("code-1"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://rp.example/callback"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let body: Value = response.json().await.unwrap();
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let rotate = |token: String, jti: &'static str| {
+        let assertion = signed(jti);
+        let app = &app;
+        let client_id = client.client_id.clone();
+        async move {
+            post_with_assertion(
+                app,
+                &client_id,
+                &assertion,
+                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+            )
+            .await
+        }
+    };
+    let response = rotate(refresh.clone(), "refresh-1").await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let body: Value = response.json().await.unwrap();
+    let successor = body["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(successor, refresh);
+    assert_eq!(
+        jwt_payload(body["id_token"].as_str().unwrap())["aud"],
+        json!([client.client_id])
+    );
+    // A replayed assertion is refused before the token is looked at ...
+    assert_eq!(
+        error_of(rotate(successor.clone(), "refresh-1").await).await,
+        (401, "invalid_client".into())
+    );
+    // ... so the successor is still unused, and rotates with a fresh assertion.
+    let response = rotate(successor.clone(), "refresh-2").await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let body: Value = response.json().await.unwrap();
+    assert_ne!(body["refresh_token"].as_str().unwrap(), successor);
+}

@@ -105,30 +105,32 @@ pub async fn token(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     let params = read_params(&request, payload, state.settings.max_body_bytes).await?;
-    let client = authenticate(
-        &state,
-        &request,
-        &params,
-        &state.settings.url_for(paths::TOKEN),
-    )
-    .await?;
-    let grant_type = params
-        .get("grant_type")
-        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    let response = match grant_type {
-        "authorization_code" => authorization_code::exchange(&state, &client, &params).await?,
-        "refresh_token" => {
-            let actor = crate::api::extract::actor(&request, None);
-            refresh_token::refresh(&state, &client, &params, &actor).await?
-        }
-        "client_credentials" => client_credentials::issue(&state, &client, &params).await?,
-        other => {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                format!("The grant type {other} is not supported"),
-            ));
+    let endpoint_url = state.settings.url_for(paths::TOKEN);
+    let grant_type = params.get("grant_type");
+    let response = if grant_type == Some("refresh_token") {
+        // Authenticates the client in the same write as the rotation.
+        let actor = crate::api::extract::actor(&request, None);
+        refresh_token::authenticate_and_refresh(&state, &request, &params, &endpoint_url, actor)
+            .await?
+    } else {
+        let client = authenticate(&state, &request, &params, &endpoint_url).await?;
+        match grant_type {
+            None => return Err(OAuthError::invalid_request("grant_type is required")),
+            Some("authorization_code") => {
+                authorization_code::exchange(&state, &client, &params).await?
+            }
+            Some("client_credentials") => {
+                client_credentials::issue(&state, &client, &params).await?
+            }
+            Some(other) => {
+                return Err(OAuthError::new(
+                    ErrorCode::UnsupportedGrantType,
+                    format!("The grant type {other} is not supported"),
+                ));
+            }
         }
     };
+    let grant_type = grant_type.unwrap_or_default();
     state.metrics.token_issued(grant_type);
     Ok(response.into_http())
 }
