@@ -353,6 +353,9 @@ mod tests {
     use diesel::connection::SimpleConnection;
     use diesel::sql_types::BigInt;
 
+    use std::sync::atomic::Ordering;
+
+    use super::Writers;
     use crate::config::{DatabaseUrl, Settings};
     use crate::store::{Store, StoreError, write_transaction};
 
@@ -373,15 +376,50 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn concurrent_writers_see_their_commit_before_returning_and_a_failed_one_is_undone_alone() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A SQLite store in `dir` with one table `t (n)`, and the database timeout `timeout`.
+    fn store_with_table(dir: &tempfile::TempDir, timeout: Option<std::time::Duration>) -> Store {
         let mut settings = Settings::defaults();
         settings.database_url = DatabaseUrl::Sqlite(dir.path().join("writers.db"));
+        if let Some(timeout) = timeout {
+            settings.database_timeout = timeout;
+        }
         let store = Store::open(&settings).unwrap();
         store
             .run_blocking(|conn| Ok(conn.batch_execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")?))
             .unwrap();
+        store
+    }
+
+    /// A blocking writer that inserts `n` and then holds the turn until `released` says so
+    /// (given the writers); returns once it holds the turn.
+    fn holding_the_turn(
+        store: &Store,
+        n: i64,
+        released: impl Fn(&Writers) -> bool + Send + 'static,
+    ) -> std::thread::JoinHandle<Result<(), StoreError>> {
+        let (holding, held) = std::sync::mpsc::channel();
+        let writers = store.writers.clone().unwrap();
+        let store = store.clone();
+        let holder = std::thread::spawn(move || {
+            store.run_blocking(|conn| {
+                write_transaction(conn, |conn| {
+                    diesel::sql_query(format!("INSERT INTO t VALUES ({n})")).execute(conn)?;
+                    holding.send(()).unwrap();
+                    while !released(&writers) {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+        });
+        held.recv().unwrap();
+        holder
+    }
+
+    #[test]
+    fn concurrent_writers_see_their_commit_before_returning_and_a_failed_one_is_undone_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_table(&dir, None);
         std::thread::scope(|scope| {
             for n in 0..24_i64 {
                 let store = &store;
@@ -416,31 +454,16 @@ mod tests {
     #[test]
     fn queued_writers_share_a_turn_yet_each_is_answered_by_its_own_outcome() {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::defaults();
-        settings.database_url = DatabaseUrl::Sqlite(dir.path().join("queued.db"));
-        let store = Store::open(&settings).unwrap();
-        store
-            .run_blocking(|conn| Ok(conn.batch_execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")?))
-            .unwrap();
+        let store = store_with_table(&dir, None);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        // A blocking writer holds the turn while the queued ones arrive.
-        let holder = {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                store.run_blocking(|conn| {
-                    write_transaction(conn, |conn| {
-                        diesel::sql_query("INSERT INTO t VALUES (100)").execute(conn)?;
-                        std::thread::sleep(std::time::Duration::from_millis(300));
-                        Ok::<_, StoreError>(())
-                    })
-                })
-            })
-        };
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        // A blocking writer holds the turn until the writers' thread waits for it.
+        let holder = holding_the_turn(&store, 100, |writers| {
+            writers.waiting.load(Ordering::SeqCst) > 0
+        });
         let tasks: Vec<_> = (0..24_i64)
             .map(|n| {
                 let store = store.clone();
@@ -489,26 +512,13 @@ mod tests {
     #[test]
     fn queued_work_past_the_database_timeout_is_refused_and_never_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::defaults();
-        settings.database_url = DatabaseUrl::Sqlite(dir.path().join("late.db"));
-        settings.database_timeout = std::time::Duration::from_millis(100);
-        let store = Store::open(&settings).unwrap();
-        store
-            .run_blocking(|conn| Ok(conn.batch_execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")?))
-            .unwrap();
-        let holder = {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                store.run_blocking(|conn| {
-                    write_transaction(conn, |conn| {
-                        std::thread::sleep(std::time::Duration::from_millis(400));
-                        diesel::sql_query("INSERT INTO t VALUES (1)").execute(conn)?;
-                        Ok::<_, StoreError>(())
-                    })
-                })
-            })
-        };
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        let store = store_with_table(&dir, Some(std::time::Duration::from_millis(100)));
+        // The holder lets go once the queued work waits and its deadline has passed.
+        let since = std::time::Instant::now();
+        let holder = holding_the_turn(&store, 1, move |writers| {
+            writers.waiting.load(Ordering::SeqCst) > 0
+                && since.elapsed() > std::time::Duration::from_millis(150)
+        });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

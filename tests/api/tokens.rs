@@ -341,20 +341,13 @@ fn assertion(
 }
 
 async fn cc_with_assertion(app: &TestApp, client_id: &str, assertion: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", assertion),
-        ])
-        .send()
-        .await
-        .unwrap()
+    post_with_assertion(
+        app,
+        client_id,
+        assertion,
+        &[("grant_type", "client_credentials")],
+    )
+    .await
 }
 
 #[tokio::test]
