@@ -41,14 +41,14 @@ pub struct AppState {
     pub keys: Arc<KeyManager>,
     /// Password hashing off the executor.
     pub passwords: Passwords,
-    /// Outbound HTTP (client `jwks_uri` documents), with timeouts.
-    pub http: reqwest::Client,
+    /// Outbound HTTP (client `jwks_uri` documents, webhooks, logout notices), made on first use.
+    pub http: crate::http::outbound::OutboundHttp,
     /// Cached public keys of clients that registered a `jwks_uri`.
     pub client_keys: crate::oauth::client_auth::ClientKeyCache,
     /// The discovery document, built once.
     pub discovery: Bytes,
-    /// The OpenAPI document (`/openapi.json`), built once.
-    pub openapi: Bytes,
+    /// The OpenAPI document (`/openapi.json`), built by its first request.
+    pub openapi: api::openapi::ServedDocument,
     /// When this instance started, for `uptime`.
     pub started_at: Instant,
     /// The rate limits' counters.
@@ -173,13 +173,13 @@ impl Application {
                 core.store.clone(),
             )),
             discovery: discovery::document(&settings)?,
-            openapi: api::openapi::document_json(&settings.issuer)?,
+            openapi: Default::default(),
             settings: Arc::new(settings),
             store: core.store,
             crypto: core.crypto,
             keys: Arc::new(keys),
             passwords: core.passwords,
-            http: outbound_http()?,
+            http: Default::default(),
             client_keys: Default::default(),
             started_at: Instant::now(),
         });
@@ -302,17 +302,6 @@ fn metrics_server(
     .shutdown_timeout(5)
     .run();
     Ok((port, server))
-}
-
-/// The client for outbound requests: short timeouts, no redirects (a redirect could point a
-/// fetch somewhere the registration did not name).
-fn outbound_http() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("Latchkey/", env!("CARGO_PKG_VERSION")))
-        .build()?)
 }
 
 /// Every route of the server.

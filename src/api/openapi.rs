@@ -2,12 +2,14 @@
 //! from the handlers' `#[utoipa::path]` annotations, and served at `/openapi.json`.
 //!
 //! Each handler module declares its operations (and the shapes of its bodies) next to its
-//! routes, in a `Doc` struct; [`document`] merges them here, once, at start. What every
+//! routes, in a `Doc` struct; [`document`] merges them here, once, on the first request. What every
 //! operation shares is added in one pass rather than repeated on each handler: the JSON API's
 //! error responses (401/403 for bearer-protected operations, 400/413/415/422 for bodies and
 //! queries, 429 under the rate limits, 500 and 503 everywhere), unique operation ids, and the
 //! alias paths that serve the same handlers (`/api/v1/admin/users/...`, `/api/v1/webhooks/...`,
 //! `/api/v1/oauth/...`). `tests/api/openapi.rs` holds the router and this document to each other.
+
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
@@ -15,6 +17,7 @@ use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
+use crate::api::error::ApiError;
 use crate::domain::Timestamp;
 use crate::paths;
 
@@ -220,19 +223,36 @@ pub fn document(issuer: &str) -> Value {
     doc
 }
 
-/// The document as served: JSON, built once.
-pub fn document_json(issuer: &str) -> anyhow::Result<Bytes> {
-    Ok(Bytes::from(serde_json::to_vec(&document(issuer))?))
+/// The document as served, built by its first request rather than at start: building it
+/// runs every module's schema code and peaks at about 5 MiB of heap, which an instance that is
+/// never asked for its document should not pay in idle memory.
+#[derive(Default)]
+pub struct ServedDocument(OnceLock<Bytes>);
+
+impl ServedDocument {
+    /// The JSON bytes, built off the executor the first time.
+    async fn json(&self, issuer: &str) -> Result<Bytes, ApiError> {
+        if let Some(json) = self.0.get() {
+            return Ok(json.clone());
+        }
+        let issuer = issuer.to_owned();
+        let json = actix_web::web::block(move || serde_json::to_vec(&document(&issuer)))
+            .await
+            .map_err(|e| anyhow::anyhow!("building the OpenAPI document: {e}"))?
+            .map_err(|e| anyhow::anyhow!("serialising the OpenAPI document: {e}"))?;
+        Ok(self.0.get_or_init(|| Bytes::from(json)).clone())
+    }
 }
 
 /// `GET /openapi.json`.
 pub async fn openapi_json(
     state: actix_web::web::Data<crate::startup::AppState>,
-) -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok()
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let json = state.openapi.json(&state.settings.issuer).await?;
+    Ok(actix_web::HttpResponse::Ok()
         .content_type("application/json")
         .insert_header(("Cache-Control", "public, max-age=300"))
-        .body(state.openapi.clone())
+        .body(json))
 }
 
 fn security_schemes() -> Value {

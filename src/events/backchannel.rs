@@ -111,8 +111,11 @@ pub(crate) async fn deliver(state: &AppState, payload: serde_json::Value) -> Out
         Ok(token) => token,
         Err(error) => return Outcome::Retry(format!("signing: {error}")),
     };
-    let response = state
-        .http
+    let http = match state.http.client() {
+        Ok(http) => http,
+        Err(error) => return Outcome::Retry(format!("outbound HTTP: {error}")),
+    };
+    let response = http
         .post(&notice.uri)
         .header("Cache-Control", "no-store")
         .form(&[("logout_token", token.as_str())])

@@ -551,8 +551,11 @@ pub(crate) async fn deliver(state: &AppState, delivery_id: &str, payload: Value)
             "the secret cannot be decrypted with this key_encryption_key".into(),
         );
     };
-    let response = state
-        .http
+    let http = match state.http.client() {
+        Ok(http) => http,
+        Err(error) => return Outcome::Retry(format!("outbound HTTP: {error}")),
+    };
+    let response = http
         .post(&hook.url)
         .timeout(REQUEST_TIMEOUT)
         .header("Content-Type", "application/json")

@@ -10,6 +10,7 @@ use crate::api::error::method_not_allowed;
 
 pub mod cors;
 pub mod headers;
+pub mod outbound;
 pub mod routes;
 pub mod text;
 

@@ -455,7 +455,7 @@ impl ClientKeyCache {
     /// The client's public keys: registered inline, or from its `jwks_uri`.
     pub async fn keys_for(
         &self,
-        http: &reqwest::Client,
+        http: &crate::http::outbound::OutboundHttp,
         client: &Client,
         kid: Option<&str>,
     ) -> anyhow::Result<std::sync::Arc<Vec<Jwk>>> {
@@ -475,6 +475,7 @@ impl ClientKeyCache {
             }
         }
         let response = http
+            .client()?
             .get(uri)
             .header("Accept", "application/json")
             .send()

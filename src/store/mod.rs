@@ -321,6 +321,14 @@ impl Store {
             // A local SQLite file does not go away; a PostgreSQL server may restart.
             .test_on_check_out(backend == Backend::Postgres)
             .error_handler(Box::new(PoolErrorLogger))
+            // The pool's own upkeep (opening connections, retiring idle ones) is light; r2d2's
+            // default gives it three threads, each with its stack and allocator arena.
+            .thread_pool(Arc::new(
+                scheduled_thread_pool::ScheduledThreadPool::builder()
+                    .num_threads(1)
+                    .thread_name_pattern("latchkey-pool")
+                    .build(),
+            ))
             .build_unchecked(manager);
         Ok(Self {
             pool,
