@@ -12,6 +12,8 @@ pub mod events;
 pub mod http;
 pub mod limits;
 pub mod maintenance;
+#[cfg(target_os = "linux")]
+pub mod memory;
 pub mod metrics;
 pub mod oauth;
 pub mod oidc;

@@ -4,6 +4,10 @@ use clap::Parser;
 use latchkey::cli::{self, Cli};
 use latchkey::config::Settings;
 
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: latchkey::memory::HugeBlocks = latchkey::memory::HugeBlocks;
+
 #[actix_web::main]
 async fn main() {
     tune_allocator();
@@ -22,10 +26,11 @@ async fn main() {
     }
 }
 
-/// glibc's allocator raises its mmap threshold after a large block is freed, so the 19 MiB
-/// of every later argon2 hash comes from (and stays in) a heap arena, one per thread that
-/// hashed: hundreds of MiB after a burst of logins. A fixed threshold keeps large blocks in
-/// mmap, returned to the system when freed, and a few arenas keep fragmentation down.
+/// glibc's allocator raises its mmap threshold after a large block is freed, so that later
+/// large blocks come from (and stay in) a heap arena, one per thread: with argon2's 19 MiB,
+/// hundreds of MiB after a burst of logins. Blocks that large no longer reach glibc
+/// ([`latchkey::memory::HugeBlocks`]), but a fixed threshold still returns every block of
+/// 1 MiB and more to the system when freed, and a few arenas keep fragmentation down.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_allocator() {
     // SAFETY: mallopt only changes allocator parameters; called before other threads start.
