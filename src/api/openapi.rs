@@ -2,8 +2,8 @@
 //! from the handlers' `#[utoipa::path]` annotations, and served at `/openapi.json`.
 //!
 //! Each handler module declares its operations (and the shapes of its bodies) next to its
-//! routes, in a `Doc` struct; [`document`] merges them here, once, on the first request. What every
-//! operation shares is added in one pass rather than repeated on each handler: the JSON API's
+//! routes, in a `Doc` struct; [`document`] merges them here, once, on the first request. What
+//! every operation shares is added in one pass rather than repeated on each handler: the JSON API's
 //! error responses (401/403 for bearer-protected operations, 400/413/415/422 for bodies and
 //! queries, 429 under the rate limits, 500 and 503 everywhere), unique operation ids, and the
 //! alias paths that serve the same handlers (`/api/v1/admin/users/...`, `/api/v1/webhooks/...`,
