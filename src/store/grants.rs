@@ -7,10 +7,7 @@
 use diesel::prelude::*;
 
 use super::schema::{authorization_codes, clients, grants, refresh_tokens, revoked_tokens, users};
-use diesel::backend::Backend;
-use diesel::query_builder::{AstPass, QueryFragment};
-use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType, Nullable, Text};
+use diesel::sql_types::{BigInt, Nullable, Text};
 
 use super::{AnyConnection, StoreError};
 
@@ -222,37 +219,26 @@ struct InsertRefreshToken<'a> {
     row: &'a RefreshTokenRow,
 }
 
-kept_prepared!(InsertRefreshToken);
-
-impl<DB: Backend> QueryFragment<DB> for InsertRefreshToken<'_>
-where
-    DB: HasSqlType<Text> + HasSqlType<BigInt>,
-    str: ToSql<Text, DB>,
-    i64: ToSql<BigInt, DB>,
-    Option<i64>: ToSql<Nullable<BigInt>, DB>,
-    Option<String>: ToSql<Nullable<Text>, DB>,
-{
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        let row = self.row;
-        out.push_sql(
-            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, used_at, \
-             successor_sealed) VALUES (",
-        );
-        out.push_bind_param::<Text, _>(row.token_hash.as_str())?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(row.grant_id.as_str())?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&row.created_at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&row.expires_at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<BigInt>, _>(&row.used_at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&row.successor_sealed)?;
-        out.push_sql(")");
-        Ok(())
-    }
-}
+kept_prepared!(InsertRefreshToken, |insert, out| {
+    let row = insert.row;
+    out.push_sql(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, used_at, \
+         successor_sealed) VALUES (",
+    );
+    out.push_bind_param::<Text, _>(row.token_hash.as_str())?;
+    out.push_sql(", ");
+    out.push_bind_param::<Text, _>(row.grant_id.as_str())?;
+    out.push_sql(", ");
+    out.push_bind_param::<BigInt, _>(&row.created_at)?;
+    out.push_sql(", ");
+    out.push_bind_param::<BigInt, _>(&row.expires_at)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Nullable<BigInt>, _>(&row.used_at)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Nullable<Text>, _>(&row.successor_sealed)?;
+    out.push_sql(")");
+    Ok(())
+});
 
 /// The refresh token with this hash.
 pub fn find_refresh_token(
@@ -289,25 +275,16 @@ struct UseRefreshToken<'a> {
     now: i64,
 }
 
-kept_prepared!(UseRefreshToken);
-
-impl<DB: Backend> QueryFragment<DB> for UseRefreshToken<'_>
-where
-    DB: HasSqlType<Text> + HasSqlType<BigInt>,
-    str: ToSql<Text, DB>,
-    i64: ToSql<BigInt, DB>,
-{
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_sql("UPDATE refresh_tokens SET used_at = ");
-        out.push_bind_param::<BigInt, _>(&self.now)?;
-        out.push_sql(", successor_sealed = ");
-        out.push_bind_param::<Text, _>(self.successor_sealed)?;
-        out.push_sql(" WHERE token_hash = ");
-        out.push_bind_param::<Text, _>(self.token_hash)?;
-        out.push_sql(" AND used_at IS NULL");
-        Ok(())
-    }
-}
+kept_prepared!(UseRefreshToken, |update, out| {
+    out.push_sql("UPDATE refresh_tokens SET used_at = ");
+    out.push_bind_param::<BigInt, _>(&update.now)?;
+    out.push_sql(", successor_sealed = ");
+    out.push_bind_param::<Text, _>(update.successor_sealed)?;
+    out.push_sql(" WHERE token_hash = ");
+    out.push_bind_param::<Text, _>(update.token_hash)?;
+    out.push_sql(" AND used_at IS NULL");
+    Ok(())
+});
 
 /// Forgets sealed successors whose grace window has passed.
 pub fn forget_successors(conn: &mut AnyConnection, used_before: i64) -> Result<usize, StoreError> {

@@ -22,20 +22,44 @@ macro_rules! on_backend {
     };
 }
 
-/// Makes `$statement` (a struct with one lifetime, whose `QueryFragment` writes a fixed SQL
-/// text around its binds) a query that diesel keeps prepared and finds again by its type.
-/// Diesel prepares every `UPDATE`, and on SQLite every `INSERT` of a struct, afresh on each
-/// run, since their text may differ between two runs of one Rust type; the hot paths' writes
-/// (a refresh-token rotation's) are written out this way instead, and skip SQLite's parser
-/// and planner.
+/// Makes `$statement` (a struct with one lifetime) a query that writes a fixed SQL text around
+/// its binds, in `$walk` (given the statement and diesel's `AstPass`), and that diesel keeps
+/// prepared and finds again by its type. Diesel prepares every `UPDATE`, and on SQLite every
+/// `INSERT` of a struct, afresh on each run, since their text may differ between two runs of
+/// one Rust type; the hot paths' writes (a refresh-token rotation's) are written out this way
+/// instead, and skip SQLite's parser and planner. Binds may be text and integers, nullable or
+/// not: what both backends accept.
 macro_rules! kept_prepared {
-    ($statement:ident) => {
+    ($statement:ident, |$this:ident, $out:ident| $walk:block) => {
         impl diesel::query_builder::QueryId for $statement<'_> {
             type QueryId = $statement<'static>;
             const HAS_STATIC_QUERY_ID: bool = true;
         }
 
         impl<Conn> diesel::RunQueryDsl<Conn> for $statement<'_> {}
+
+        impl<DB> diesel::query_builder::QueryFragment<DB> for $statement<'_>
+        where
+            DB: diesel::backend::Backend
+                + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
+                + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>,
+            str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+            i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+            Option<i64>: diesel::serialize::ToSql<
+                    diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+                    DB,
+                >,
+            Option<String>:
+                diesel::serialize::ToSql<diesel::sql_types::Nullable<diesel::sql_types::Text>, DB>,
+        {
+            fn walk_ast<'b>(
+                &'b self,
+                mut $out: diesel::query_builder::AstPass<'_, 'b, DB>,
+            ) -> diesel::QueryResult<()> {
+                let $this = self;
+                $walk
+            }
+        }
     };
 }
 

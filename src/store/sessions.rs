@@ -3,10 +3,7 @@
 use diesel::prelude::*;
 
 use super::schema::sessions;
-use diesel::backend::Backend;
-use diesel::query_builder::{AstPass, QueryFragment};
-use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType, Text};
+use diesel::sql_types::{BigInt, Text};
 
 use super::{AnyConnection, StoreError};
 
@@ -72,22 +69,13 @@ struct Touch<'a> {
     now: i64,
 }
 
-kept_prepared!(Touch);
-
-impl<DB: Backend> QueryFragment<DB> for Touch<'_>
-where
-    DB: HasSqlType<Text> + HasSqlType<BigInt>,
-    str: ToSql<Text, DB>,
-    i64: ToSql<BigInt, DB>,
-{
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_sql("UPDATE sessions SET last_activity = ");
-        out.push_bind_param::<BigInt, _>(&self.now)?;
-        out.push_sql(" WHERE id = ");
-        out.push_bind_param::<Text, _>(self.id)?;
-        Ok(())
-    }
-}
+kept_prepared!(Touch, |touch, out| {
+    out.push_sql("UPDATE sessions SET last_activity = ");
+    out.push_bind_param::<BigInt, _>(&touch.now)?;
+    out.push_sql(" WHERE id = ");
+    out.push_bind_param::<Text, _>(touch.id)?;
+    Ok(())
+});
 
 /// Marks a session revoked; returns whether it was live.
 pub fn revoke(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, StoreError> {
