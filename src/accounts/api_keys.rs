@@ -18,7 +18,7 @@ use crate::store::api_keys::{self as rows, ApiKeyRow};
 use crate::store::grants::{self as grant_rows, GrantRow};
 use crate::store::security::{self, SecurityRow};
 use crate::store::users::{self as user_rows, UserRow};
-use crate::store::{AnyConnection, StoreError, to_json, write_transaction};
+use crate::store::{AnyConnection, StoreError, to_json};
 
 /// Prefix of API keys.
 pub const API_KEY_PREFIX: &str = "lk_key_";
@@ -337,37 +337,34 @@ pub async fn exchange(state: &AppState, presented: &str) -> Result<KeyToken, Exc
     let hash = state.crypto.hash_token(presented).0;
     let found = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let at = now();
-                let row = match rows::find_by_hash(conn, &hash) {
-                    Ok(row) => row,
-                    Err(StoreError::NotFound) => return Ok(None),
-                    Err(other) => return Err(other),
-                };
-                if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= at) {
-                    return Ok(None);
-                }
-                let grant = grant_rows::find_grant(conn, &row.grant_id)?;
-                let user = user_rows::find_listed(conn, &row.user_id)?;
-                let lock = security::find(conn, &row.user_id)?.locked_until;
-                if grant.revoked_at.is_some()
-                    || user.row.status != "active"
-                    || user.deleted_at.is_some()
-                    || lock.is_some_and(|until| until > at)
-                {
-                    return Ok(None);
-                }
-                rows::touch(conn, &row.id, at)?;
-                let client =
-                    find_client(conn, FIRST_PARTY_CLIENT_ID)?.ok_or(StoreError::NotFound)?;
-                Ok(Some((
-                    row,
-                    grant,
-                    client,
-                    load_subject(conn, &user.row.id)?,
-                )))
-            })
+        .write(move |conn| {
+            let at = now();
+            let row = match rows::find_by_hash(conn, &hash) {
+                Ok(row) => row,
+                Err(StoreError::NotFound) => return Ok(None),
+                Err(other) => return Err(other),
+            };
+            if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= at) {
+                return Ok(None);
+            }
+            let grant = grant_rows::find_grant(conn, &row.grant_id)?;
+            let user = user_rows::find_listed(conn, &row.user_id)?;
+            let lock = security::find(conn, &row.user_id)?.locked_until;
+            if grant.revoked_at.is_some()
+                || user.row.status != "active"
+                || user.deleted_at.is_some()
+                || lock.is_some_and(|until| until > at)
+            {
+                return Ok(None);
+            }
+            rows::touch(conn, &row.id, at)?;
+            let client = find_client(conn, FIRST_PARTY_CLIENT_ID)?.ok_or(StoreError::NotFound)?;
+            Ok(Some((
+                row,
+                grant,
+                client,
+                load_subject(conn, &user.row.id)?,
+            )))
         })
         .await
         .map_err(|e| ExchangeError::Internal(e.into()))?;

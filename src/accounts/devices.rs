@@ -5,7 +5,7 @@ use crate::domain::{Timestamp, now};
 use crate::events::email::{self, EmailKind, EmailRequest};
 use crate::sessions::browser::ClientInfo;
 use crate::startup::AppState;
-use crate::store::{devices, users::UserRow, write_transaction};
+use crate::store::{devices, users::UserRow};
 
 /// "Chrome on Linux", "Firefox on Android", …, from a `User-Agent` (woothee).
 pub fn describe(user_agent: Option<&str>) -> String {
@@ -37,29 +37,26 @@ pub async fn note_sign_in(
     let (crypto, settings) = (state.crypto.clone(), state.settings.clone());
     state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let at = now();
-                let (new, had_others) =
-                    devices::note(conn, &user_id, &fingerprint, &description, at)?;
-                if new && had_others {
-                    email::queue(
-                        conn,
-                        &crypto,
-                        &settings,
-                        &EmailRequest {
-                            to: &to,
-                            name: &name,
-                            kind: EmailKind::NewSignIn {
-                                device: description.clone(),
-                                ip_address: ip,
-                                at: Timestamp(at),
-                            },
+        .write(move |conn| {
+            let at = now();
+            let (new, had_others) = devices::note(conn, &user_id, &fingerprint, &description, at)?;
+            if new && had_others {
+                email::queue(
+                    conn,
+                    &crypto,
+                    &settings,
+                    &EmailRequest {
+                        to: &to,
+                        name: &name,
+                        kind: EmailKind::NewSignIn {
+                            device: description.clone(),
+                            ip_address: ip,
+                            at: Timestamp(at),
                         },
-                    )?;
-                }
-                Ok(())
-            })
+                    },
+                )?;
+            }
+            Ok(())
         })
         .await?;
     Ok(())

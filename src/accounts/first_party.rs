@@ -12,7 +12,7 @@ use crate::startup::AppState;
 use crate::store::clients::{self as client_rows, ClientRow};
 use crate::store::grants::{self, GrantRow};
 use crate::store::sessions::{self, SessionRow};
-use crate::store::{AnyConnection, StoreError, to_json, users, write_transaction};
+use crate::store::{AnyConnection, StoreError, to_json, users};
 
 /// The built-in client's id.
 pub const FIRST_PARTY_CLIENT_ID: &str = "latchkey";
@@ -132,29 +132,26 @@ pub async fn start_session(
     let methods: Vec<String> = amr.iter().map(|a| (*a).to_owned()).collect();
     let (client, subject, refresh): (Client, Subject, PlainToken) = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let client =
-                    find_client(conn, FIRST_PARTY_CLIENT_ID)?.ok_or(StoreError::NotFound)?;
-                sessions::insert(conn, &stored_session)?;
-                grants::insert_grant(conn, &stored_grant)?;
-                let refresh =
-                    new_refresh_token(conn, &crypto, &stored_grant.id, at + refresh_ttl as i64)?;
-                users::touch_login(conn, &stored_grant.user_id, at)?;
-                let subject = load_subject(conn, &stored_grant.user_id)?;
-                record_login(
-                    conn,
-                    &crypto,
-                    &attempt,
-                    &SignIn {
-                        user: &subject.user,
-                        session_id: &stored_session.id,
-                        amr: &methods,
-                        step_up: false,
-                    },
-                )?;
-                Ok((client, subject, refresh))
-            })
+        .write(move |conn| {
+            let client = find_client(conn, FIRST_PARTY_CLIENT_ID)?.ok_or(StoreError::NotFound)?;
+            sessions::insert(conn, &stored_session)?;
+            grants::insert_grant(conn, &stored_grant)?;
+            let refresh =
+                new_refresh_token(conn, &crypto, &stored_grant.id, at + refresh_ttl as i64)?;
+            users::touch_login(conn, &stored_grant.user_id, at)?;
+            let subject = load_subject(conn, &stored_grant.user_id)?;
+            record_login(
+                conn,
+                &crypto,
+                &attempt,
+                &SignIn {
+                    user: &subject.user,
+                    session_id: &stored_session.id,
+                    amr: &methods,
+                    step_up: false,
+                },
+            )?;
+            Ok((client, subject, refresh))
         })
         .await?;
     let scope = Scope::parse(FIRST_PARTY_SCOPE).expect("a valid scope");

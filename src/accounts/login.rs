@@ -257,11 +257,9 @@ pub async fn verify_credentials(
         .await?;
     let refuse = |user_id: Option<String>, info: Value| {
         let attempt = attempt.clone();
-        state.store.run(move |conn| {
-            write_transaction(conn, |conn| {
-                record_refusal(conn, &attempt, user_id.as_deref(), info)
-            })
-        })
+        state
+            .store
+            .write(move |conn| record_refusal(conn, &attempt, user_id.as_deref(), info))
     };
     let Some((user, security)) = found else {
         state.metrics.login_failed();

@@ -20,7 +20,7 @@ use crate::domain::{PlainToken, now};
 use crate::events::audit::{self, Actor, AuditEvent};
 use crate::store::mfa::{self as rows, ChallengeRow};
 use crate::store::security;
-use crate::store::{AnyConnection, StoreError, from_json, to_json, write_transaction};
+use crate::store::{AnyConnection, StoreError, from_json, to_json};
 
 /// How long an `mfa_token` or a `setup_token` lives.
 pub const CHALLENGE_TTL_SECS: i64 = 300;
@@ -484,56 +484,54 @@ pub async fn complete_second_factor(
     let (token, code, attempt) = (mfa_token.to_owned(), code.to_owned(), attempt.clone());
     state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let Some((user_id, challenge)) = find_login_challenge(conn, &crypto, &token)?
-                else {
-                    return Ok(Err(SecondFactorError::UnknownChallenge));
-                };
-                let user = crate::store::users::find(conn, &user_id)?;
-                let security_row = security::find(conn, &user_id)?;
-                if let Some(retry_after) = locked_for(&user, &security_row, now()) {
-                    return Ok(Err(SecondFactorError::Locked { retry_after }));
-                }
-                match verify_code(conn, &crypto, &user_id, &code) {
-                    Ok(factor) => {
-                        if !complete_login_challenge(conn, &crypto, &token)? {
-                            return Ok(Err(SecondFactorError::UnknownChallenge));
-                        }
-                        record_success(conn, &user_id)?;
-                        if factor == Factor::RecoveryCode {
-                            let remaining = rows::unused_recovery_codes(conn, &user_id)?;
-                            audit::record(
-                                conn,
-                                &on_behalf_of(&attempt.actor, &user_id),
-                                AuditEvent::new("mfa_recovery_code_used", "users", Some(&user_id))
-                                    .info(json!({
-                                        "remaining": remaining,
-                                        "client_id": attempt.client_id,
-                                    })),
-                            )?;
-                        }
-                        Ok(Ok((user_id, challenge)))
+        .write(move |conn| {
+            let Some((user_id, challenge)) = find_login_challenge(conn, &crypto, &token)?
+            else {
+                return Ok(Err(SecondFactorError::UnknownChallenge));
+            };
+            let user = crate::store::users::find(conn, &user_id)?;
+            let security_row = security::find(conn, &user_id)?;
+            if let Some(retry_after) = locked_for(&user, &security_row, now()) {
+                return Ok(Err(SecondFactorError::Locked { retry_after }));
+            }
+            match verify_code(conn, &crypto, &user_id, &code) {
+                Ok(factor) => {
+                    if !complete_login_challenge(conn, &crypto, &token)? {
+                        return Ok(Err(SecondFactorError::UnknownChallenge));
                     }
-                    Err(MfaError::WrongCode) => {
-                        tracing::info!(target: "latchkey::security", event = "mfa_failed", %user_id, "wrong second-factor code");
-                        let locked = record_failure(
+                    record_success(conn, &user_id)?;
+                    if factor == Factor::RecoveryCode {
+                        let remaining = rows::unused_recovery_codes(conn, &user_id)?;
+                        audit::record(
                             conn,
-                            &crypto,
-                            &rules,
-                            &attempt,
-                            &user_id,
-                            Failure::SecondFactor,
+                            &on_behalf_of(&attempt.actor, &user_id),
+                            AuditEvent::new("mfa_recovery_code_used", "users", Some(&user_id))
+                                .info(json!({
+                                    "remaining": remaining,
+                                    "client_id": attempt.client_id,
+                                })),
                         )?;
-                        Ok(Err(match locked {
-                            Some(retry_after) => SecondFactorError::Locked { retry_after },
-                            None => SecondFactorError::WrongCode,
-                        }))
                     }
-                    Err(MfaError::Store(e)) => Err(e),
-                    Err(_) => Ok(Err(SecondFactorError::UnknownChallenge)),
+                    Ok(Ok((user_id, challenge)))
                 }
-            })
+                Err(MfaError::WrongCode) => {
+                    tracing::info!(target: "latchkey::security", event = "mfa_failed", %user_id, "wrong second-factor code");
+                    let locked = record_failure(
+                        conn,
+                        &crypto,
+                        &rules,
+                        &attempt,
+                        &user_id,
+                        Failure::SecondFactor,
+                    )?;
+                    Ok(Err(match locked {
+                        Some(retry_after) => SecondFactorError::Locked { retry_after },
+                        None => SecondFactorError::WrongCode,
+                    }))
+                }
+                Err(MfaError::Store(e)) => Err(e),
+                Err(_) => Ok(Err(SecondFactorError::UnknownChallenge)),
+            }
         })
         .await
         .map_err(|e| SecondFactorError::Internal(e.into()))?

@@ -18,7 +18,6 @@ use crate::http::endpoint;
 use crate::oauth::authorize::current_session;
 use crate::paths;
 use crate::startup::AppState;
-use crate::store::write_transaction;
 use crate::web::csrf::{page_with_csrf, read_form};
 use crate::web::pages::{
     AccountPage, MfaSetupPage, NoticePage, RecoveryCodesPage, ResetPasswordPage, VerifyEmailPage,
@@ -194,18 +193,16 @@ async fn mfa_confirm(
     let by = actor(&http, Some(&user_id));
     let outcome = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                match mfa::confirm_setup(conn, &handles.crypto, &token, &code, &by) {
-                    Ok(confirmed_for) => {
-                        notify(conn, &handles, &confirmed_for, EmailKind::MfaEnabled)?;
-                        Ok(Ok(confirmed_for))
-                    }
-                    Err(MfaError::Store(e)) => Err(e),
-                    Err(other) => Ok(Err(other)),
+        .write(
+            move |conn| match mfa::confirm_setup(conn, &handles.crypto, &token, &code, &by) {
+                Ok(confirmed_for) => {
+                    notify(conn, &handles, &confirmed_for, EmailKind::MfaEnabled)?;
+                    Ok(Ok(confirmed_for))
                 }
-            })
-        })
+                Err(MfaError::Store(e)) => Err(e),
+                Err(other) => Ok(Err(other)),
+            },
+        )
         .await?;
     match outcome {
         Ok(confirmed_for) if confirmed_for == user_id => {
@@ -295,12 +292,10 @@ async fn mfa_disable(
     let id = user_id.clone();
     state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| match mfa::disable(conn, &id, &by) {
-                Ok(()) => notify(conn, &handles, &id, EmailKind::MfaDisabled),
-                Err(MfaError::Store(e)) => Err(e),
-                Err(_) => Ok(()),
-            })
+        .write(move |conn| match mfa::disable(conn, &id, &by) {
+            Ok(()) => notify(conn, &handles, &id, EmailKind::MfaDisabled),
+            Err(MfaError::Store(e)) => Err(e),
+            Err(_) => Ok(()),
         })
         .await?;
     tracing::info!(target: "latchkey::security", event = "mfa_disabled", %user_id, "two-step verification disabled");
@@ -325,18 +320,16 @@ async fn mfa_recovery_codes(
     let id = user_id.clone();
     let codes = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                match mfa::regenerate_recovery_codes(conn, &handles.crypto, &id, &by) {
-                    Ok(codes) => {
-                        notify(conn, &handles, &id, EmailKind::RecoveryCodesRegenerated)?;
-                        Ok(Some(codes))
-                    }
-                    Err(MfaError::Store(e)) => Err(e),
-                    Err(_) => Ok(None),
+        .write(
+            move |conn| match mfa::regenerate_recovery_codes(conn, &handles.crypto, &id, &by) {
+                Ok(codes) => {
+                    notify(conn, &handles, &id, EmailKind::RecoveryCodesRegenerated)?;
+                    Ok(Some(codes))
                 }
-            })
-        })
+                Err(MfaError::Store(e)) => Err(e),
+                Err(_) => Ok(None),
+            },
+        )
         .await?;
     match codes {
         Some(codes) => Ok(render(StatusCode::OK, &RecoveryCodesPage { codes: &codes })),

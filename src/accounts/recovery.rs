@@ -19,7 +19,7 @@ use crate::startup::{AppState, Handles};
 use crate::store::account_tokens::{self as tokens, AccountTokenRow};
 use crate::store::security;
 use crate::store::users::{self, UserRow};
-use crate::store::{AnyConnection, StoreError, write_transaction};
+use crate::store::{AnyConnection, StoreError};
 
 /// Purpose of an email verification token.
 pub const VERIFY_EMAIL: &str = "verify_email";
@@ -110,24 +110,22 @@ pub async fn send_verification(state: &AppState, user_id: &str) -> anyhow::Resul
     let id = user_id.to_owned();
     Ok(state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let user = users::find(conn, &id)?;
-                if user.email_verified {
-                    return Ok(false);
-                }
-                let ttl = shared.settings.accounts.verification_token_ttl_secs;
-                let token = new_token(conn, &shared, &id, VERIFY_EMAIL, None, ttl)?;
-                let link = link(&shared, paths::ACCOUNT_VERIFY_EMAIL, &token);
-                mail(
-                    conn,
-                    &shared,
-                    &user.email,
-                    &user,
-                    EmailKind::VerifyEmail { link },
-                )?;
-                Ok(true)
-            })
+        .write(move |conn| {
+            let user = users::find(conn, &id)?;
+            if user.email_verified {
+                return Ok(false);
+            }
+            let ttl = shared.settings.accounts.verification_token_ttl_secs;
+            let token = new_token(conn, &shared, &id, VERIFY_EMAIL, None, ttl)?;
+            let link = link(&shared, paths::ACCOUNT_VERIFY_EMAIL, &token);
+            mail(
+                conn,
+                &shared,
+                &user.email,
+                &user,
+                EmailKind::VerifyEmail { link },
+            )?;
+            Ok(true)
         })
         .await?)
 }
@@ -141,31 +139,29 @@ pub async fn request_reset(state: &AppState, address: &str, actor: &Actor) -> an
     let actor = actor.clone();
     state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let user = match users::find_by_login(conn, &address) {
-                    Ok(user) if user.email == address && user.status == "active" => user,
-                    Ok(_) | Err(StoreError::NotFound) => return Ok(()),
-                    Err(other) => return Err(other),
-                };
-                let ttl = shared.settings.accounts.reset_token_ttl_secs;
-                let token = new_token(conn, &shared, &user.id, RESET_PASSWORD, None, ttl)?;
-                let link = link(&shared, paths::ACCOUNT_RESET_PASSWORD, &token);
-                mail(
-                    conn,
-                    &shared,
-                    &user.email,
-                    &user,
-                    EmailKind::ResetPassword { link },
-                )?;
-                audit::record(
-                    conn,
-                    &on_behalf_of(&actor, &user.id),
-                    AuditEvent::new("password_reset_requested", "users", Some(&user.id))
-                        .info(json!({"email": user.email})),
-                )?;
-                Ok(())
-            })
+        .write(move |conn| {
+            let user = match users::find_by_login(conn, &address) {
+                Ok(user) if user.email == address && user.status == "active" => user,
+                Ok(_) | Err(StoreError::NotFound) => return Ok(()),
+                Err(other) => return Err(other),
+            };
+            let ttl = shared.settings.accounts.reset_token_ttl_secs;
+            let token = new_token(conn, &shared, &user.id, RESET_PASSWORD, None, ttl)?;
+            let link = link(&shared, paths::ACCOUNT_RESET_PASSWORD, &token);
+            mail(
+                conn,
+                &shared,
+                &user.email,
+                &user,
+                EmailKind::ResetPassword { link },
+            )?;
+            audit::record(
+                conn,
+                &on_behalf_of(&actor, &user.id),
+                AuditEvent::new("password_reset_requested", "users", Some(&user.id))
+                    .info(json!({"email": user.email})),
+            )?;
+            Ok(())
         })
         .await?;
     Ok(())
@@ -224,48 +220,46 @@ pub async fn reset_password(
     let actor = on_behalf_of(actor, &user.id);
     let spent = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let at = now();
-                if !tokens::use_token(conn, &hash, at)? {
-                    return Ok(false);
-                }
-                users::set_password_hash(conn, &user.id, &password_hash, at)?;
-                let mut row = security::find(conn, &user.id)?;
-                row.password_changed_at = Some(at);
-                row.failed_login_count = 0;
-                row.failed_login_window_start = None;
-                row.locked_until = None;
-                security::save(conn, &row)?;
-                let ended = end_other_sessions(
-                    conn,
-                    &shared.crypto,
-                    &user.id,
-                    None,
-                    None,
-                    &Revocation {
-                        actor: &actor,
-                        reason: "password reset",
-                        at,
-                    },
-                )?;
-                audit::record(
-                    conn,
-                    &actor,
-                    AuditEvent::new("password_reset", "users", Some(&user.id)).info(json!({
-                        "method": "email link",
-                        "sessions_ended": ended.sessions.len(),
-                    })),
-                )?;
-                mail(
-                    conn,
-                    &shared,
-                    &user.email,
-                    &user,
-                    EmailKind::PasswordChanged,
-                )?;
-                Ok(true)
-            })
+        .write(move |conn| {
+            let at = now();
+            if !tokens::use_token(conn, &hash, at)? {
+                return Ok(false);
+            }
+            users::set_password_hash(conn, &user.id, &password_hash, at)?;
+            let mut row = security::find(conn, &user.id)?;
+            row.password_changed_at = Some(at);
+            row.failed_login_count = 0;
+            row.failed_login_window_start = None;
+            row.locked_until = None;
+            security::save(conn, &row)?;
+            let ended = end_other_sessions(
+                conn,
+                &shared.crypto,
+                &user.id,
+                None,
+                None,
+                &Revocation {
+                    actor: &actor,
+                    reason: "password reset",
+                    at,
+                },
+            )?;
+            audit::record(
+                conn,
+                &actor,
+                AuditEvent::new("password_reset", "users", Some(&user.id)).info(json!({
+                    "method": "email link",
+                    "sessions_ended": ended.sessions.len(),
+                })),
+            )?;
+            mail(
+                conn,
+                &shared,
+                &user.email,
+                &user,
+                EmailKind::PasswordChanged,
+            )?;
+            Ok(true)
         })
         .await?;
     if !spent {
@@ -297,81 +291,79 @@ pub async fn verify_email(
     let actor = actor.clone();
     state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let at = now();
-                let row = match tokens::find_live(conn, &hash, &[VERIFY_EMAIL, CHANGE_EMAIL], at) {
-                    Ok(row) => row,
-                    Err(StoreError::NotFound) => return Ok(Err(RecoveryError::InvalidToken)),
-                    Err(other) => return Err(other),
-                };
-                if !tokens::use_token(conn, &hash, at)? {
-                    return Ok(Err(RecoveryError::InvalidToken));
+        .write(move |conn| {
+            let at = now();
+            let row = match tokens::find_live(conn, &hash, &[VERIFY_EMAIL, CHANGE_EMAIL], at) {
+                Ok(row) => row,
+                Err(StoreError::NotFound) => return Ok(Err(RecoveryError::InvalidToken)),
+                Err(other) => return Err(other),
+            };
+            if !tokens::use_token(conn, &hash, at)? {
+                return Ok(Err(RecoveryError::InvalidToken));
+            }
+            let user = users::find(conn, &row.user_id)?;
+            // The address the person had when they acted.
+            let actor = Actor {
+                email: Some(user.email.clone()),
+                ..on_behalf_of(&actor, &user.id)
+            };
+            match row.new_email {
+                None => {
+                    users::verify_email(conn, &user.id, None, at)?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        AuditEvent::new("email_verified", "users", Some(&user.id))
+                            .values(
+                                Some(json!({"email_verified": user.email_verified})),
+                                Some(json!({"email_verified": true})),
+                            )
+                            .info(json!({"email": user.email})),
+                    )?;
+                    let updated = users::find(conn, &user.id)?;
+                    webhooks::emit(
+                        conn,
+                        &shared.crypto,
+                        "user.updated",
+                        json!({
+                            "user": webhook_user(&updated),
+                            "changes": ["email_verified"],
+                        }),
+                    )?;
+                    Ok(Ok(Verified::Email))
                 }
-                let user = users::find(conn, &row.user_id)?;
-                // The address the person had when they acted.
-                let actor = Actor {
-                    email: Some(user.email.clone()),
-                    ..on_behalf_of(&actor, &user.id)
-                };
-                match row.new_email {
-                    None => {
-                        users::verify_email(conn, &user.id, None, at)?;
-                        audit::record(
-                            conn,
-                            &actor,
-                            AuditEvent::new("email_verified", "users", Some(&user.id))
-                                .values(
-                                    Some(json!({"email_verified": user.email_verified})),
-                                    Some(json!({"email_verified": true})),
-                                )
-                                .info(json!({"email": user.email})),
-                        )?;
-                        let updated = users::find(conn, &user.id)?;
-                        webhooks::emit(
-                            conn,
-                            &shared.crypto,
-                            "user.updated",
-                            json!({
-                                "user": webhook_user(&updated),
-                                "changes": ["email_verified"],
-                            }),
-                        )?;
-                        Ok(Ok(Verified::Email))
+                Some(new_email) => {
+                    if users::email_taken(conn, &new_email)? {
+                        return Ok(Err(RecoveryError::EmailTaken));
                     }
-                    Some(new_email) => {
-                        if users::email_taken(conn, &new_email)? {
-                            return Ok(Err(RecoveryError::EmailTaken));
-                        }
-                        users::verify_email(conn, &user.id, Some(&new_email), at)?;
-                        audit::record(
-                            conn,
-                            &actor,
-                            AuditEvent::new("email_changed", "users", Some(&user.id)).values(
-                                Some(json!({"email": user.email})),
-                                Some(json!({"email": new_email})),
-                            ),
-                        )?;
-                        let updated = users::find(conn, &user.id)?;
-                        webhooks::emit(
-                            conn,
-                            &shared.crypto,
-                            "user.updated",
-                            json!({"user": webhook_user(&updated), "changes": ["email"]}),
-                        )?;
-                        mail(
-                            conn,
-                            &shared,
-                            &user.email,
-                            &user,
-                            EmailKind::EmailChanged {
-                                new_email: new_email.clone(),
-                            },
-                        )?;
-                        Ok(Ok(Verified::ChangedEmail(new_email)))
-                    }
+                    users::verify_email(conn, &user.id, Some(&new_email), at)?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        AuditEvent::new("email_changed", "users", Some(&user.id)).values(
+                            Some(json!({"email": user.email})),
+                            Some(json!({"email": new_email})),
+                        ),
+                    )?;
+                    let updated = users::find(conn, &user.id)?;
+                    webhooks::emit(
+                        conn,
+                        &shared.crypto,
+                        "user.updated",
+                        json!({"user": webhook_user(&updated), "changes": ["email"]}),
+                    )?;
+                    mail(
+                        conn,
+                        &shared,
+                        &user.email,
+                        &user,
+                        EmailKind::EmailChanged {
+                            new_email: new_email.clone(),
+                        },
+                    )?;
+                    Ok(Ok(Verified::ChangedEmail(new_email)))
                 }
-            })
+            }
         })
         .await?
 }
@@ -389,33 +381,31 @@ pub async fn request_email_change(
     let actor = on_behalf_of(actor, user_id);
     state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                if users::email_taken(conn, &new_email)? {
-                    return Ok(Err(RecoveryError::EmailTaken));
-                }
-                let user = users::find(conn, &id)?;
-                let ttl = shared.settings.accounts.verification_token_ttl_secs;
-                let token = new_token(conn, &shared, &id, CHANGE_EMAIL, Some(&new_email), ttl)?;
-                let link = link(&shared, paths::ACCOUNT_VERIFY_EMAIL, &token);
-                mail(
-                    conn,
-                    &shared,
-                    &new_email,
-                    &user,
-                    EmailKind::ConfirmEmailChange {
-                        link,
-                        new_email: new_email.clone(),
-                    },
-                )?;
-                audit::record(
-                    conn,
-                    &actor,
-                    AuditEvent::new("email_change_requested", "users", Some(&id))
-                        .info(json!({"email": user.email, "new_email": new_email})),
-                )?;
-                Ok(Ok(()))
-            })
+        .write(move |conn| {
+            if users::email_taken(conn, &new_email)? {
+                return Ok(Err(RecoveryError::EmailTaken));
+            }
+            let user = users::find(conn, &id)?;
+            let ttl = shared.settings.accounts.verification_token_ttl_secs;
+            let token = new_token(conn, &shared, &id, CHANGE_EMAIL, Some(&new_email), ttl)?;
+            let link = link(&shared, paths::ACCOUNT_VERIFY_EMAIL, &token);
+            mail(
+                conn,
+                &shared,
+                &new_email,
+                &user,
+                EmailKind::ConfirmEmailChange {
+                    link,
+                    new_email: new_email.clone(),
+                },
+            )?;
+            audit::record(
+                conn,
+                &actor,
+                AuditEvent::new("email_change_requested", "users", Some(&id))
+                    .info(json!({"email": user.email, "new_email": new_email})),
+            )?;
+            Ok(Ok(()))
         })
         .await?
 }

@@ -16,7 +16,6 @@ use crate::api::{Shown, created};
 use crate::http::endpoint;
 use crate::paths;
 use crate::startup::AppState;
-use crate::store::write_transaction;
 
 /// The routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -117,11 +116,7 @@ async fn create(
     let crypto = state.crypto.clone();
     let view = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                api_keys::create(conn, &crypto, &caller, body.0)
-            }))
-        })
+        .write_or_refuse(move |conn| api_keys::create(conn, &crypto, &caller, body.0))
         .await??;
     let id = view["id"].as_str().unwrap_or_default();
     Ok(created(paths::ADMIN_API_KEYS, id, &view, Shown::SecretOnce))
@@ -171,11 +166,7 @@ async fn revoke(
     let id = id.into_inner();
     let body = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                api_keys::revoke(conn, &caller, &id)
-            }))
-        })
+        .write_or_refuse(move |conn| api_keys::revoke(conn, &caller, &id))
         .await??;
     Ok(HttpResponse::Ok().json(body))
 }

@@ -26,7 +26,7 @@ use crate::sessions::browser::ClientInfo;
 use crate::sessions::revoke::{Revocation, end_other_sessions, end_session};
 use crate::startup::AppState;
 use crate::store::grants;
-use crate::store::{StoreError, from_json, write_transaction};
+use crate::store::{StoreError, from_json};
 
 /// Trims a field and treats an empty one as absent.
 pub fn present(value: &Option<String>) -> Option<&str> {
@@ -127,58 +127,56 @@ pub async fn register(
     let (by, crypto) = (actor(&http, None), state.crypto.clone());
     let created = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let created = create_user(
+        .write(move |conn| {
+            let created = create_user(
+                conn,
+                NewUser {
+                    username,
+                    email,
+                    password_hash: Some(hash),
+                    roles: vec!["user".into()],
+                    email_verified: false,
+                },
+            );
+            let created = match created {
+                Ok(created) => created,
+                Err(error) => return Ok(Err(error)),
+            };
+            if first_name.is_some() || last_name.is_some() {
+                crate::store::users::update_profile(
                     conn,
-                    NewUser {
-                        username,
-                        email,
-                        password_hash: Some(hash),
-                        roles: vec!["user".into()],
-                        email_verified: false,
+                    &created.id,
+                    &crate::store::users::ProfileChanges {
+                        first_name: Some(first_name),
+                        last_name: Some(last_name),
+                        ..Default::default()
                     },
-                );
-                let created = match created {
-                    Ok(created) => created,
-                    Err(error) => return Ok(Err(error)),
-                };
-                if first_name.is_some() || last_name.is_some() {
-                    crate::store::users::update_profile(
-                        conn,
-                        &created.id,
-                        &crate::store::users::ProfileChanges {
-                            first_name: Some(first_name),
-                            last_name: Some(last_name),
-                            ..Default::default()
-                        },
-                    )?;
-                }
-                let user = crate::store::users::find(conn, &created.id)?;
-                audit::record(
-                    conn,
-                    &on_behalf_of(&by, &user.id),
-                    AuditEvent::new("user_registered", "users", Some(&user.id))
-                        .values(
-                            None,
-                            Some(json!({
-                                "username": user.username,
-                                "email": user.email,
-                                "first_name": user.first_name,
-                                "last_name": user.last_name,
-                                "roles": created.roles,
-                            })),
-                        )
-                        .info(json!({"method": "self-service"})),
                 )?;
-                webhooks::emit(
-                    conn,
-                    &crypto,
-                    "user.created",
-                    json!({ "user": webhook_user(&user) }),
-                )?;
-                Ok::<_, StoreError>(Ok(created))
-            })
+            }
+            let user = crate::store::users::find(conn, &created.id)?;
+            audit::record(
+                conn,
+                &on_behalf_of(&by, &user.id),
+                AuditEvent::new("user_registered", "users", Some(&user.id))
+                    .values(
+                        None,
+                        Some(json!({
+                            "username": user.username,
+                            "email": user.email,
+                            "first_name": user.first_name,
+                            "last_name": user.last_name,
+                            "roles": created.roles,
+                        })),
+                    )
+                    .info(json!({"method": "self-service"})),
+            )?;
+            webhooks::emit(
+                conn,
+                &crypto,
+                "user.created",
+                json!({ "user": webhook_user(&user) }),
+            )?;
+            Ok::<_, StoreError>(Ok(created))
         })
         .await?;
     let created = created.map_err(|e| match e {
@@ -541,49 +539,47 @@ pub async fn logout(
     let by = caller.actor(&http);
     let ended = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let at = now();
-                let revocation = Revocation {
-                    actor: &by,
-                    reason: if all {
-                        "logout from all devices"
-                    } else {
-                        "logout"
-                    },
-                    at,
-                };
-                if let Some(hash) = presented_refresh
-                    && let Ok(row) = grants::find_refresh_token(conn, &hash)
-                {
-                    let grant = grants::find_grant(conn, &row.grant_id)?;
-                    if grant.user_id == user_id {
-                        grants::revoke_grant(conn, &grant.id, "logout", at)?;
-                    }
-                }
-                let ended = if all {
-                    end_other_sessions(conn, &crypto, &user_id, None, None, &revocation)?
+        .write(move |conn| {
+            let at = now();
+            let revocation = Revocation {
+                actor: &by,
+                reason: if all {
+                    "logout from all devices"
                 } else {
-                    match (&claims.sid, &claims.gid) {
-                        (Some(sid), _) => end_session(conn, &crypto, sid, false, &revocation)?,
-                        (None, Some(gid)) => {
-                            grants::revoke_grant(conn, gid, "logout", at)?;
-                            Default::default()
-                        }
-                        (None, None) => Default::default(),
+                    "logout"
+                },
+                at,
+            };
+            if let Some(hash) = presented_refresh
+                && let Ok(row) = grants::find_refresh_token(conn, &hash)
+            {
+                let grant = grants::find_grant(conn, &row.grant_id)?;
+                if grant.user_id == user_id {
+                    grants::revoke_grant(conn, &grant.id, "logout", at)?;
+                }
+            }
+            let ended = if all {
+                end_other_sessions(conn, &crypto, &user_id, None, None, &revocation)?
+            } else {
+                match (&claims.sid, &claims.gid) {
+                    (Some(sid), _) => end_session(conn, &crypto, sid, false, &revocation)?,
+                    (None, Some(gid)) => {
+                        grants::revoke_grant(conn, gid, "logout", at)?;
+                        Default::default()
                     }
-                };
-                audit::record(
-                    conn,
-                    &by,
-                    AuditEvent::new("logout", "sessions", claims.sid.as_deref()).info(json!({
-                        "client_id": claims.client_id,
-                        "all_devices": all,
-                        "sessions_ended": ended.sessions.len(),
-                    })),
-                )?;
-                Ok(ended)
-            })
+                    (None, None) => Default::default(),
+                }
+            };
+            audit::record(
+                conn,
+                &by,
+                AuditEvent::new("logout", "sessions", claims.sid.as_deref()).info(json!({
+                    "client_id": claims.client_id,
+                    "all_devices": all,
+                    "sessions_ended": ended.sessions.len(),
+                })),
+            )?;
+            Ok(ended)
         })
         .await?;
     tracing::info!(target: "latchkey::security", event = "logout", sessions = ended.sessions.len(), grants = ended.grants.len(), "logout");

@@ -12,7 +12,6 @@ use crate::api::{Shown, created};
 use crate::http::endpoint;
 use crate::paths;
 use crate::startup::AppState;
-use crate::store::write_transaction;
 
 /// The routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -84,11 +83,7 @@ async fn create(
     let handles = state.handles();
     let view = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                clients::create(conn, &handles, &caller, body.0)
-            }))
-        })
+        .write_or_refuse(move |conn| clients::create(conn, &handles, &caller, body.0))
         .await??;
     state.cors_origins.invalidate();
     let id = view["client_id"].as_str().unwrap_or_default();
@@ -128,11 +123,7 @@ async fn update(
     let handles = state.handles();
     let view = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                clients::update(conn, &handles, &caller, &id, body, patch)
-            }))
-        })
+        .write_or_refuse(move |conn| clients::update(conn, &handles, &caller, &id, body, patch))
         .await??;
     state.cors_origins.invalidate();
     Ok(HttpResponse::Ok()
@@ -213,11 +204,7 @@ async fn delete(
     let (handles, id) = (state.handles(), id.into_inner());
     let body = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                clients::delete(conn, &handles, &caller, &id)
-            }))
-        })
+        .write_or_refuse(move |conn| clients::delete(conn, &handles, &caller, &id))
         .await??;
     state.cors_origins.invalidate();
     Ok(HttpResponse::Ok().json(body))
@@ -246,11 +233,7 @@ async fn rotate_secret(
     let (handles, id) = (state.handles(), id.into_inner());
     let body = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                clients::rotate(conn, &handles, &caller, &id)
-            }))
-        })
+        .write_or_refuse(move |conn| clients::rotate(conn, &handles, &caller, &id))
         .await??;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

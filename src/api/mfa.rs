@@ -17,7 +17,7 @@ use crate::domain::ACR_MFA;
 use crate::events::email::{self, EmailKind, EmailRequest};
 use crate::sessions::browser::ClientInfo;
 use crate::startup::{AppState, Handles};
-use crate::store::{AnyConnection, StoreError, users, write_transaction};
+use crate::store::{AnyConnection, StoreError, users};
 
 fn mfa_error(error: MfaError) -> ApiError {
     match error {
@@ -166,18 +166,16 @@ pub async fn verify_setup(
     let by = actor(&http, None);
     let user_id = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                match mfa::confirm_setup(conn, &handles.crypto, &token, &code, &by) {
-                    Ok(user_id) => {
-                        notify(conn, &handles, &user_id, EmailKind::MfaEnabled)?;
-                        Ok(Ok(user_id))
-                    }
-                    Err(MfaError::Store(e)) => Err(e),
-                    Err(other) => Ok(Err(other)),
+        .write(
+            move |conn| match mfa::confirm_setup(conn, &handles.crypto, &token, &code, &by) {
+                Ok(user_id) => {
+                    notify(conn, &handles, &user_id, EmailKind::MfaEnabled)?;
+                    Ok(Ok(user_id))
                 }
-            })
-        })
+                Err(MfaError::Store(e)) => Err(e),
+                Err(other) => Ok(Err(other)),
+            },
+        )
         .await?
         .map_err(mfa_error)?;
     tracing::info!(target: "latchkey::security", event = "mfa_enabled", %user_id, "two-step verification enabled");
@@ -310,15 +308,13 @@ pub async fn disable(
     let id = user_id.clone();
     state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| match mfa::disable(conn, &id, &by) {
-                Ok(()) => {
-                    notify(conn, &handles, &id, EmailKind::MfaDisabled)?;
-                    Ok(Ok(()))
-                }
-                Err(MfaError::Store(e)) => Err(e),
-                Err(other) => Ok(Err(other)),
-            })
+        .write(move |conn| match mfa::disable(conn, &id, &by) {
+            Ok(()) => {
+                notify(conn, &handles, &id, EmailKind::MfaDisabled)?;
+                Ok(Ok(()))
+            }
+            Err(MfaError::Store(e)) => Err(e),
+            Err(other) => Ok(Err(other)),
         })
         .await?
         .map_err(mfa_error)?;
@@ -355,18 +351,16 @@ pub async fn regenerate_recovery_codes(
     let id = user_id.clone();
     let codes = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                match mfa::regenerate_recovery_codes(conn, &handles.crypto, &id, &by) {
-                    Ok(codes) => {
-                        notify(conn, &handles, &id, EmailKind::RecoveryCodesRegenerated)?;
-                        Ok(Ok(codes))
-                    }
-                    Err(MfaError::Store(e)) => Err(e),
-                    Err(other) => Ok(Err(other)),
+        .write(
+            move |conn| match mfa::regenerate_recovery_codes(conn, &handles.crypto, &id, &by) {
+                Ok(codes) => {
+                    notify(conn, &handles, &id, EmailKind::RecoveryCodesRegenerated)?;
+                    Ok(Ok(codes))
                 }
-            })
-        })
+                Err(MfaError::Store(e)) => Err(e),
+                Err(other) => Ok(Err(other)),
+            },
+        )
         .await?
         .map_err(mfa_error)?;
     tracing::info!(target: "latchkey::security", event = "mfa_recovery_codes_regenerated", %user_id, "recovery codes replaced");

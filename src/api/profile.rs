@@ -24,7 +24,7 @@ use crate::events::webhooks;
 use crate::sessions::revoke::{Revocation, end_other_sessions};
 use crate::startup::AppState;
 use crate::store::users::{self, ProfileChanges, UserRow};
-use crate::store::{AnyConnection, StoreError, from_json, security, to_json, write_transaction};
+use crate::store::{AnyConnection, StoreError, from_json, security, to_json};
 
 async fn load(state: &AppState, user_id: &str) -> Result<Profile, ApiError> {
     let id = user_id.to_owned();
@@ -165,13 +165,11 @@ async fn update_profile(
     let (id, crypto) = (user_id.to_owned(), state.crypto.clone());
     state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let before = users::find(conn, &id)?;
-                users::update_profile(conn, &id, &changes)?;
-                let after = users::find(conn, &id)?;
-                record_profile_change(conn, &crypto, &actor, &before, &after)
-            })
+        .write(move |conn| {
+            let before = users::find(conn, &id)?;
+            users::update_profile(conn, &id, &changes)?;
+            let after = users::find(conn, &id)?;
+            record_profile_change(conn, &crypto, &actor, &before, &after)
         })
         .await
 }
@@ -372,34 +370,32 @@ pub async fn change_password(
     let id = user_id.clone();
     let ended = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let at = now();
-                users::set_password_hash(conn, &id, &hash, at)?;
-                let mut row = security::find(conn, &id)?;
-                row.password_changed_at = Some(at);
-                security::save(conn, &row)?;
-                let ended = end_other_sessions(
-                    conn,
-                    &handles.crypto,
-                    &id,
-                    sid.as_deref(),
-                    gid.as_deref(),
-                    &Revocation {
-                        actor: &by,
-                        reason: "password changed",
-                        at,
-                    },
-                )?;
-                audit::record(
-                    conn,
-                    &by,
-                    AuditEvent::new("password_changed", "users", Some(&id))
-                        .info(json!({"sessions_ended": ended.sessions.len()})),
-                )?;
-                notify(conn, &handles, &id, EmailKind::PasswordChanged)?;
-                Ok(ended)
-            })
+        .write(move |conn| {
+            let at = now();
+            users::set_password_hash(conn, &id, &hash, at)?;
+            let mut row = security::find(conn, &id)?;
+            row.password_changed_at = Some(at);
+            security::save(conn, &row)?;
+            let ended = end_other_sessions(
+                conn,
+                &handles.crypto,
+                &id,
+                sid.as_deref(),
+                gid.as_deref(),
+                &Revocation {
+                    actor: &by,
+                    reason: "password changed",
+                    at,
+                },
+            )?;
+            audit::record(
+                conn,
+                &by,
+                AuditEvent::new("password_changed", "users", Some(&id))
+                    .info(json!({"sessions_ended": ended.sessions.len()})),
+            )?;
+            notify(conn, &handles, &id, EmailKind::PasswordChanged)?;
+            Ok(ended)
         })
         .await?;
     tracing::info!(target: "latchkey::security", event = "password_changed", %user_id, ended_sessions = ended.sessions.len(), "password changed");

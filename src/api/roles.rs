@@ -13,7 +13,6 @@ use crate::api::{Shown, created};
 use crate::http::endpoint;
 use crate::paths;
 use crate::startup::AppState;
-use crate::store::write_transaction;
 
 /// The routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -85,11 +84,7 @@ async fn create(
     let caller = auth.caller(&http);
     let view = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                roles::create(conn, &caller, body.0)
-            }))
-        })
+        .write_or_refuse(move |conn| roles::create(conn, &caller, body.0))
         .await??;
     let id = view["id"].as_str().unwrap_or_default();
     Ok(created(paths::ADMIN_ROLES, id, &view, Shown::Plain))
@@ -143,11 +138,7 @@ async fn update(
     let id = id.into_inner();
     let view = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                roles::update(conn, &caller, &id, body.0)
-            }))
-        })
+        .write_or_refuse(move |conn| roles::update(conn, &caller, &id, body.0))
         .await??;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -186,11 +177,7 @@ async fn delete(
     let (id, force) = (id.into_inner(), query.force);
     let body = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                roles::delete(conn, &caller, &id, force)
-            }))
-        })
+        .write_or_refuse(move |conn| roles::delete(conn, &caller, &id, force))
         .await??;
     Ok(HttpResponse::Ok().json(body))
 }

@@ -11,8 +11,8 @@ use crate::api::extract::Authenticated;
 use crate::domain::{Timestamp, now};
 use crate::sessions::revoke::{Revocation, end_other_sessions, end_session};
 use crate::startup::AppState;
+use crate::store::StoreError;
 use crate::store::sessions as rows;
-use crate::store::{StoreError, write_transaction};
 
 /// `GET /api/v1/sessions`.
 #[utoipa::path(
@@ -84,26 +84,24 @@ pub async fn revoke(
     let by = caller.actor(&http);
     let ended = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let session = match rows::find(conn, &session_id) {
-                    Ok(session) => session,
-                    Err(StoreError::NotFound) => return Ok(None),
-                    Err(other) => return Err(other),
-                };
-                if session.user_id != user_id
-                    || session.revoked_at.is_some()
-                    || session.expires_at <= now()
-                {
-                    return Ok(None);
-                }
-                let revocation = Revocation {
-                    actor: &by,
-                    reason: "session revoked",
-                    at: now(),
-                };
-                end_session(conn, &crypto, &session.id, true, &revocation).map(Some)
-            })
+        .write(move |conn| {
+            let session = match rows::find(conn, &session_id) {
+                Ok(session) => session,
+                Err(StoreError::NotFound) => return Ok(None),
+                Err(other) => return Err(other),
+            };
+            if session.user_id != user_id
+                || session.revoked_at.is_some()
+                || session.expires_at <= now()
+            {
+                return Ok(None);
+            }
+            let revocation = Revocation {
+                actor: &by,
+                reason: "session revoked",
+                at: now(),
+            };
+            end_session(conn, &crypto, &session.id, true, &revocation).map(Some)
         })
         .await?
         .ok_or_else(|| ApiError::not_found("No such session"))?;
@@ -136,22 +134,20 @@ pub async fn revoke_others(
     let by = caller.actor(&http);
     let ended = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let revocation = Revocation {
-                    actor: &by,
-                    reason: "sessions revoked",
-                    at: now(),
-                };
-                end_other_sessions(
-                    conn,
-                    &crypto,
-                    &user_id,
-                    sid.as_deref(),
-                    gid.as_deref(),
-                    &revocation,
-                )
-            })
+        .write(move |conn| {
+            let revocation = Revocation {
+                actor: &by,
+                reason: "sessions revoked",
+                at: now(),
+            };
+            end_other_sessions(
+                conn,
+                &crypto,
+                &user_id,
+                sid.as_deref(),
+                gid.as_deref(),
+                &revocation,
+            )
         })
         .await?;
     tracing::info!(target: "latchkey::security", event = "session_revoked", count = ended.sessions.len(), "other sessions revoked");

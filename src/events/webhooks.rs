@@ -617,25 +617,23 @@ async fn record_failure(
     );
     let (failures, disabled) = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let at = now();
-                let failures = rows::record_failure(conn, &id, at)?;
-                if failures < DISABLE_AFTER_FAILURES || !rows::disable(conn, &id, &reason, at)? {
-                    return Ok((failures, false));
-                }
-                audit::record(
-                    conn,
-                    &Actor::system(),
-                    AuditEvent::new("webhook_disabled", "webhooks", Some(&id))
-                        .values(
-                            Some(json!({"active": true})),
-                            Some(json!({"active": false, "disabled_reason": reason})),
-                        )
-                        .info(json!({"consecutive_failures": failures})),
-                )?;
-                Ok((failures, true))
-            })
+        .write(move |conn| {
+            let at = now();
+            let failures = rows::record_failure(conn, &id, at)?;
+            if failures < DISABLE_AFTER_FAILURES || !rows::disable(conn, &id, &reason, at)? {
+                return Ok((failures, false));
+            }
+            audit::record(
+                conn,
+                &Actor::system(),
+                AuditEvent::new("webhook_disabled", "webhooks", Some(&id))
+                    .values(
+                        Some(json!({"active": true})),
+                        Some(json!({"active": false, "disabled_reason": reason})),
+                    )
+                    .info(json!({"consecutive_failures": failures})),
+            )?;
+            Ok((failures, true))
         })
         .await?;
     if disabled {

@@ -26,7 +26,7 @@ use crate::paths;
 use crate::sessions::browser::{self, BrowserSession};
 use crate::sessions::revoke::{Revocation, end_session};
 use crate::startup::AppState;
-use crate::store::{StoreError, grants, sessions as session_rows, users, write_transaction};
+use crate::store::{StoreError, grants, sessions as session_rows, users};
 use crate::web::csrf::{page_with_csrf, read_form};
 use crate::web::pages::{LogoutConfirmPage, LogoutFrame, SignedOutPage};
 use crate::web::{PageError, render};
@@ -296,53 +296,50 @@ async fn end(
     let (by, client_id) = (actor.clone(), client_id.map(str::to_owned));
     let frames = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let session = match session_rows::find(conn, &session_id) {
-                    Ok(session) => session,
-                    Err(StoreError::NotFound) => return Ok(Vec::new()),
-                    Err(other) => return Err(other),
+        .write(move |conn| {
+            let session = match session_rows::find(conn, &session_id) {
+                Ok(session) => session,
+                Err(StoreError::NotFound) => return Ok(Vec::new()),
+                Err(other) => return Err(other),
+            };
+            if session.revoked_at.is_some() || sub.as_deref().is_some_and(|s| s != session.user_id)
+            {
+                return Ok(Vec::new());
+            }
+            let mut frames = Vec::new();
+            for client_id in grants::session_client_ids(conn, &session.id)? {
+                let Some(client) = find_client(conn, &client_id)? else {
+                    continue;
                 };
-                if session.revoked_at.is_some()
-                    || sub.as_deref().is_some_and(|s| s != session.user_id)
-                {
-                    return Ok(Vec::new());
-                }
-                let mut frames = Vec::new();
-                for client_id in grants::session_client_ids(conn, &session.id)? {
-                    let Some(client) = find_client(conn, &client_id)? else {
-                        continue;
-                    };
-                    let Some(uri) = &client.frontchannel_logout_uri else {
-                        continue;
-                    };
-                    let Ok(mut url) = url::Url::parse(uri) else {
-                        continue;
-                    };
-                    url.query_pairs_mut()
-                        .append_pair("iss", &issuer)
-                        .append_pair("sid", &session.id);
-                    frames.push(LogoutFrame {
-                        src: url.to_string(),
-                        name: client.name.clone(),
-                    });
-                }
-                let revocation = Revocation {
-                    actor: &by,
-                    reason: "logout",
-                    at: now(),
+                let Some(uri) = &client.frontchannel_logout_uri else {
+                    continue;
                 };
-                end_session(conn, &crypto, &session.id, false, &revocation)?;
-                audit::record(
-                    conn,
-                    &by,
-                    AuditEvent::new("logout", "sessions", Some(&session.id)).info(json!({
-                        "client_id": client_id,
-                        "via": "rp-initiated logout",
-                    })),
-                )?;
-                Ok(frames)
-            })
+                let Ok(mut url) = url::Url::parse(uri) else {
+                    continue;
+                };
+                url.query_pairs_mut()
+                    .append_pair("iss", &issuer)
+                    .append_pair("sid", &session.id);
+                frames.push(LogoutFrame {
+                    src: url.to_string(),
+                    name: client.name.clone(),
+                });
+            }
+            let revocation = Revocation {
+                actor: &by,
+                reason: "logout",
+                at: now(),
+            };
+            end_session(conn, &crypto, &session.id, false, &revocation)?;
+            audit::record(
+                conn,
+                &by,
+                AuditEvent::new("logout", "sessions", Some(&session.id)).info(json!({
+                    "client_id": client_id,
+                    "via": "rp-initiated logout",
+                })),
+            )?;
+            Ok(frames)
         })
         .await?;
     tracing::info!(target: "latchkey::security", event = "logout", frames = frames.len(), "RP-initiated logout");

@@ -449,6 +449,19 @@ impl Store {
         }
     }
 
+    /// [`Store::write`] for work that may refuse with an error of its own, such as an
+    /// administrator's request that breaks a rule: a refusal undoes the work's changes (in a
+    /// savepoint) and comes back inside `Ok`, while the database's own failures stay outside.
+    pub async fn write_or_refuse<T, E, F>(&self, work: F) -> Result<Result<T, E>, StoreError>
+    where
+        T: Send + 'static,
+        E: From<DieselError> + Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+    {
+        self.write(move |conn| Ok(write_transaction(conn, work)))
+            .await
+    }
+
     /// Runs database work on the current thread: for the CLI and for code already off the
     /// executor.
     pub fn run_blocking<T>(

@@ -23,7 +23,6 @@ use crate::http::endpoint;
 use crate::paths;
 use crate::startup::AppState;
 use crate::store::user_search::{self, SortValue, UserQuery, Window};
-use crate::store::write_transaction;
 use bulk_ops::{bulk_actions, bulk_create, bulk_delete};
 use export::export;
 
@@ -361,11 +360,7 @@ async fn create(
     let handles = state.handles();
     let view = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                admin::create(conn, &handles, &caller, spec, hash, welcome)
-            }))
-        })
+        .write_or_refuse(move |conn| admin::create(conn, &handles, &caller, spec, hash, welcome))
         .await??;
     let id = view["id"].as_str().unwrap_or_default();
     Ok(created(paths::USERS, id, &view, Shown::Plain))
@@ -438,11 +433,7 @@ async fn update(
     let (handles, id) = (state.handles(), id.into_inner());
     let view = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                admin::update(conn, &handles, &caller, &id, spec, None)
-            }))
-        })
+        .write_or_refuse(move |conn| admin::update(conn, &handles, &caller, &id, spec, None))
         .await??;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -481,11 +472,7 @@ async fn delete(
     let (handles, id, soft) = (state.handles(), id.into_inner(), query.soft_delete);
     let deleted = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                admin::delete(conn, &handles, &caller, &id, soft)
-            }))
-        })
+        .write_or_refuse(move |conn| admin::delete(conn, &handles, &caller, &id, soft))
         .await??;
     Ok(HttpResponse::Ok().json(deleted))
 }
@@ -546,17 +533,15 @@ async fn lock(
     let (handles, id) = (state.handles(), id.into_inner());
     let until = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                admin::lock(
-                    conn,
-                    &handles,
-                    &caller,
-                    &id,
-                    reason.as_deref(),
-                    duration_minutes,
-                )
-            }))
+        .write_or_refuse(move |conn| {
+            admin::lock(
+                conn,
+                &handles,
+                &caller,
+                &id,
+                reason.as_deref(),
+                duration_minutes,
+            )
         })
         .await??;
     Ok(HttpResponse::Ok().json(json!({
@@ -587,11 +572,7 @@ async fn unlock(
     let id = id.into_inner();
     state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                admin::unlock(conn, &caller, &id)
-            }))
-        })
+        .write_or_refuse(move |conn| admin::unlock(conn, &caller, &id))
         .await??;
     Ok(HttpResponse::Ok().json(json!({"message": "User account unlocked successfully"})))
 }
@@ -621,11 +602,7 @@ async fn set_preferences(
     let (handles, id) = (state.handles(), id.into_inner());
     let preferences = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                admin::set_preferences(conn, &handles, &caller, &id, body.0)
-            }))
-        })
+        .write_or_refuse(move |conn| admin::set_preferences(conn, &handles, &caller, &id, body.0))
         .await??;
     Ok(HttpResponse::Ok().json(json!({"preferences": preferences})))
 }
@@ -701,10 +678,8 @@ async fn set_permissions(
     let (handles, id) = (state.handles(), id.into_inner());
     let permissions = state
         .store
-        .run(move |conn| {
-            Ok(write_transaction(conn, |conn| {
-                admin::set_permissions(conn, &handles, &caller, &id, &body.0.permissions)
-            }))
+        .write_or_refuse(move |conn| {
+            admin::set_permissions(conn, &handles, &caller, &id, &body.0.permissions)
         })
         .await??;
     Ok(HttpResponse::Ok().json(json!({

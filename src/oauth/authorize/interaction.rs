@@ -17,7 +17,7 @@ use crate::paths;
 use crate::sessions::browser::{self, BrowserSession, ClientInfo};
 use crate::startup::AppState;
 use crate::store::authorization_requests as pending;
-use crate::store::{consents, sessions, to_json, users, write_transaction};
+use crate::store::{consents, sessions, to_json, users};
 use crate::web::csrf::{page_with_csrf, read_form};
 use crate::web::pages::{ConsentPage, LoginPage, MfaPage, SelectAccountPage, describe_scope};
 use crate::web::{PageError, render};
@@ -152,33 +152,31 @@ pub async fn finish_login(
     let methods: Vec<String> = amr.iter().map(|a| (*a).to_owned()).collect();
     let (session, secret, user) = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                if let Some(previous) = previous
-                    && let Some(old) = browser::find_live(conn, &crypto, &previous)?
-                {
-                    sessions::revoke(conn, &old.id, now())?;
-                }
-                let (session, secret) =
-                    browser::start(conn, &crypto, &id, amr, acr, lifetime, &started_info)?;
-                if let Some(pending_id) = &pending_id {
-                    pending::set_login_session(conn, pending_id, &session.id)?;
-                }
-                users::touch_login(conn, &id, now())?;
-                let user = users::find(conn, &id)?;
-                record_login(
-                    conn,
-                    &crypto,
-                    &attempt,
-                    &SignIn {
-                        user: &user,
-                        session_id: &session.id,
-                        amr: &methods,
-                        step_up: false,
-                    },
-                )?;
-                Ok((session, secret, user))
-            })
+        .write(move |conn| {
+            if let Some(previous) = previous
+                && let Some(old) = browser::find_live(conn, &crypto, &previous)?
+            {
+                sessions::revoke(conn, &old.id, now())?;
+            }
+            let (session, secret) =
+                browser::start(conn, &crypto, &id, amr, acr, lifetime, &started_info)?;
+            if let Some(pending_id) = &pending_id {
+                pending::set_login_session(conn, pending_id, &session.id)?;
+            }
+            users::touch_login(conn, &id, now())?;
+            let user = users::find(conn, &id)?;
+            record_login(
+                conn,
+                &crypto,
+                &attempt,
+                &SignIn {
+                    user: &user,
+                    session_id: &session.id,
+                    amr: &methods,
+                    step_up: false,
+                },
+            )?;
+            Ok((session, secret, user))
         })
         .await?;
     crate::accounts::devices::note_sign_in(state, &user, &info).await?;
@@ -398,22 +396,20 @@ pub async fn mfa_submit(
             let (sid, id, crypto) = (session_id.clone(), user_id.clone(), state.crypto.clone());
             state
                 .store
-                .run(move |conn| {
-                    write_transaction(conn, |conn| {
-                        sessions::step_up(conn, &sid, &to_json(&["pwd", "otp"]), ACR_MFA, now())?;
-                        let user = users::find(conn, &id)?;
-                        record_login(
-                            conn,
-                            &crypto,
-                            &attempt,
-                            &SignIn {
-                                user: &user,
-                                session_id: &sid,
-                                amr: &["pwd".to_owned(), "otp".to_owned()],
-                                step_up: true,
-                            },
-                        )
-                    })
+                .write(move |conn| {
+                    sessions::step_up(conn, &sid, &to_json(&["pwd", "otp"]), ACR_MFA, now())?;
+                    let user = users::find(conn, &id)?;
+                    record_login(
+                        conn,
+                        &crypto,
+                        &attempt,
+                        &SignIn {
+                            user: &user,
+                            session_id: &sid,
+                            amr: &["pwd".to_owned(), "otp".to_owned()],
+                            step_up: true,
+                        },
+                    )
                 })
                 .await?;
             tracing::info!(target: "latchkey::security", event = "step_up", %user_id, "session stepped up with a second factor");

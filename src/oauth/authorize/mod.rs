@@ -25,7 +25,7 @@ use crate::sessions::browser::{self, BrowserSession};
 use crate::startup::AppState;
 use crate::store::authorization_requests::{self as pending, AuthorizationRequestRow};
 use crate::store::grants::{self as grants, CodeRow, GrantRow};
-use crate::store::{StoreError, consents, to_json, write_transaction};
+use crate::store::{StoreError, consents, to_json};
 use crate::web::PageError;
 
 use request::AuthorizationRequest;
@@ -391,19 +391,17 @@ pub async fn complete(
     let stored_grant = grant.clone();
     let subject = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                if let Some(id) = &pending_id
-                    && !pending::take(conn, id)?
-                {
-                    return Ok(None);
-                }
-                grants::insert_grant(conn, &stored_grant)?;
-                if let Some(row) = &code_row {
-                    grants::insert_code(conn, row)?;
-                }
-                Ok(Some(load_subject(conn, &stored_grant.user_id)?))
-            })
+        .write(move |conn| {
+            if let Some(id) = &pending_id
+                && !pending::take(conn, id)?
+            {
+                return Ok(None);
+            }
+            grants::insert_grant(conn, &stored_grant)?;
+            if let Some(row) = &code_row {
+                grants::insert_code(conn, row)?;
+            }
+            Ok(Some(load_subject(conn, &stored_grant.user_id)?))
         })
         .await?
         .ok_or_else(expired)?;

@@ -14,7 +14,7 @@ use crate::oauth::issue::{
 use crate::oauth::params::Params;
 use crate::startup::AppState;
 use crate::store::grants::{self as rows, GrantRow};
-use crate::store::{StoreError, from_json, write_transaction};
+use crate::store::{StoreError, from_json};
 
 use super::TokenResponse;
 
@@ -88,69 +88,67 @@ pub(super) async fn exchange(
 
     let decision = state
         .store
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let row = match rows::find_code(conn, &code_hash) {
-                    Ok(row) => row,
-                    Err(StoreError::NotFound) => {
-                        return Ok(Decision::Refuse(CodeExchangeError::Unknown));
+        .write(move |conn| {
+            let row = match rows::find_code(conn, &code_hash) {
+                Ok(row) => row,
+                Err(StoreError::NotFound) => {
+                    return Ok(Decision::Refuse(CodeExchangeError::Unknown));
+                }
+                Err(other) => return Err(other),
+            };
+            if row.client_id != client_id {
+                return Ok(Decision::Refuse(CodeExchangeError::WrongClient));
+            }
+            let at = now();
+            if !rows::use_code(conn, &code_hash, at)? {
+                return Ok(Decision::Refuse(CodeExchangeError::Replayed {
+                    grant_id: row.grant_id,
+                }));
+            }
+            // From here the code is spent, whatever the outcome.
+            if row.expires_at <= at {
+                return Ok(Decision::Refuse(CodeExchangeError::Expired));
+            }
+            if row.redirect_uri != redirect_uri {
+                return Ok(Decision::Refuse(CodeExchangeError::RedirectMismatch));
+            }
+            match (&row.code_challenge, &verifier) {
+                (Some(challenge), Some(verifier)) => {
+                    if !CodeChallenge::stored(challenge.clone()).verify(verifier) {
+                        return Ok(Decision::Refuse(CodeExchangeError::PkceMismatch));
                     }
-                    Err(other) => return Err(other),
-                };
-                if row.client_id != client_id {
-                    return Ok(Decision::Refuse(CodeExchangeError::WrongClient));
                 }
-                let at = now();
-                if !rows::use_code(conn, &code_hash, at)? {
-                    return Ok(Decision::Refuse(CodeExchangeError::Replayed {
-                        grant_id: row.grant_id,
-                    }));
+                (Some(_), None) => return Ok(Decision::Refuse(CodeExchangeError::PkceMissing)),
+                (None, Some(_)) => {
+                    return Ok(Decision::Refuse(CodeExchangeError::PkceUnexpected));
                 }
-                // From here the code is spent, whatever the outcome.
-                if row.expires_at <= at {
-                    return Ok(Decision::Refuse(CodeExchangeError::Expired));
-                }
-                if row.redirect_uri != redirect_uri {
-                    return Ok(Decision::Refuse(CodeExchangeError::RedirectMismatch));
-                }
-                match (&row.code_challenge, &verifier) {
-                    (Some(challenge), Some(verifier)) => {
-                        if !CodeChallenge::stored(challenge.clone()).verify(verifier) {
-                            return Ok(Decision::Refuse(CodeExchangeError::PkceMismatch));
-                        }
-                    }
-                    (Some(_), None) => return Ok(Decision::Refuse(CodeExchangeError::PkceMissing)),
-                    (None, Some(_)) => {
-                        return Ok(Decision::Refuse(CodeExchangeError::PkceUnexpected));
-                    }
-                    (None, None) => {}
-                }
-                let grant = rows::find_grant(conn, &row.grant_id)?;
-                if grant.revoked_at.is_some() {
-                    return Ok(Decision::Refuse(CodeExchangeError::Revoked));
-                }
-                let subject = load_subject(conn, &grant.user_id)?;
-                if subject.user.status != "active" {
-                    return Ok(Decision::Refuse(CodeExchangeError::InactiveAccount));
-                }
-                let refresh_token = if issues_refresh {
-                    let expires =
-                        (at + grant.refresh_ttl_secs.unwrap_or(refresh_ttl)).min(grant.expires_at);
-                    Some(
-                        new_refresh_token(conn, &crypto, &grant.id, expires)?
-                            .expose()
-                            .to_owned(),
-                    )
-                } else {
-                    None
-                };
-                Ok(Decision::Issue(Box::new(Issued {
-                    grant,
-                    subject,
-                    nonce: row.nonce,
-                    refresh_token,
-                })))
-            })
+                (None, None) => {}
+            }
+            let grant = rows::find_grant(conn, &row.grant_id)?;
+            if grant.revoked_at.is_some() {
+                return Ok(Decision::Refuse(CodeExchangeError::Revoked));
+            }
+            let subject = load_subject(conn, &grant.user_id)?;
+            if subject.user.status != "active" {
+                return Ok(Decision::Refuse(CodeExchangeError::InactiveAccount));
+            }
+            let refresh_token = if issues_refresh {
+                let expires =
+                    (at + grant.refresh_ttl_secs.unwrap_or(refresh_ttl)).min(grant.expires_at);
+                Some(
+                    new_refresh_token(conn, &crypto, &grant.id, expires)?
+                        .expose()
+                        .to_owned(),
+                )
+            } else {
+                None
+            };
+            Ok(Decision::Issue(Box::new(Issued {
+                grant,
+                subject,
+                nonce: row.nonce,
+                refresh_token,
+            })))
         })
         .await?;
 
