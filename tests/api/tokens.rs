@@ -196,6 +196,34 @@ async fn revocation_is_visible_at_once_on_introspection_and_userinfo() {
 }
 
 #[tokio::test]
+async fn a_token_verified_while_valid_is_refused_once_it_expires() {
+    // One-second access tokens; the server remembers a verified signature by the token's text,
+    // and must still check the expiry on every presentation.
+    let app = spawn_app_with(Box::new(|s| s.lifetimes.access_token = 1)).await;
+    app.create_user("yuri", PASSWORD).await;
+    let client = app.web_client("Short-lived", |_| {}).await;
+    let tokens = app
+        .tokens_for(&client, "yuri", PASSWORD, "openid profile")
+        .await;
+    assert_eq!(app.userinfo(&tokens.access_token).await.0, 200);
+    assert_eq!(
+        app.introspect(&client, &tokens.access_token).await["active"],
+        true
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+
+    let (status, _, challenge) = app.userinfo(&tokens.access_token).await;
+    assert_eq!(status, 401);
+    let challenge = challenge.unwrap_or_default();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    assert_eq!(
+        app.introspect(&client, &tokens.access_token).await,
+        json!({"active": false})
+    );
+}
+
+#[tokio::test]
 async fn introspection_and_revocation_require_client_authentication() {
     let app = spawn_app().await;
     for path in ["/oauth/introspect", "/oauth/revoke"] {
