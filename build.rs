@@ -9,12 +9,14 @@
 //! binary). Other targets, and builds that choose their own linker, link as before.
 
 use std::env;
+use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=link/start-up-symbols.txt");
+    println!("cargo:rerun-if-changed=Cargo.lock");
     let target = env::var("TARGET").unwrap_or_default();
     let rustflags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
     let own_linker = env::var_os("RUSTC_LINKER").is_some() || rustflags.contains("link");
@@ -23,6 +25,9 @@ fn main() {
     }
     let manifest = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let order = Path::new(&manifest).join("link/start-up-symbols.txt");
+    if env::var("PROFILE").is_ok_and(|profile| profile == "release") {
+        warn_if_written_for_another_build(&order, &Path::new(&manifest).join("Cargo.lock"));
+    }
     let mut arguments = vec![
         format!("--symbol-ordering-file={}", order.display()),
         "--no-warn-symbol-ordering".to_owned(),
@@ -53,4 +58,51 @@ fn glibc_reads_relr() -> bool {
         (numbers.next().flatten(), numbers.next().flatten()),
         (Some(major), Some(minor)) if (major, minor) >= (2, 36)
     )
+}
+
+/// The names in the order file carry hashes of the compiler and of every dependency's version,
+/// so a file written by another compiler, or before the dependencies changed, names functions
+/// this build does not have: it still links and runs, but idles with several MiB more code in
+/// memory. The file's header records both (`bench/order-start-up` writes it); a release build
+/// that differs says so.
+fn warn_if_written_for_another_build(order: &Path, lock: &Path) {
+    let header = fs::read_to_string(order).unwrap_or_default();
+    let recorded = |key: &str| {
+        header
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .find_map(|line| line.strip_prefix(&format!("# {key}: ")).map(str::to_owned))
+    };
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let this_rustc = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.lines().next().map(str::to_owned));
+    let this_lock = fs::read(lock)
+        .ok()
+        .map(|bytes| format!("{:016x}", fnv1a(&bytes)));
+    let mut differences = Vec::new();
+    if recorded("rustc") != this_rustc {
+        differences.push("another compiler");
+    }
+    if recorded("Cargo.lock") != this_lock {
+        differences.push("other dependencies");
+    }
+    if !differences.is_empty() {
+        println!(
+            "cargo:warning=link/start-up-symbols.txt was written for {}: this build's start-up \
+             code is not grouped, so it idles with more memory. Run bench/order-start-up and \
+             commit the file.",
+            differences.join(" and ")
+        );
+    }
+}
+
+/// FNV-1a (64-bit): a fingerprint of the lock file that the generator's Python computes too.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
