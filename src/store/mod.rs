@@ -91,9 +91,12 @@ use writers::Writers;
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{
+    AnsiTransactionManager, InstrumentationEvent, SimpleConnection, TransactionManager,
+};
 use diesel::prelude::*;
 use diesel::r2d2::R2D2Connection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -213,11 +216,69 @@ pub struct Manager {
     busy_timeout_ms: u64,
 }
 
-impl r2d2::ManageConnection for Manager {
-    type Connection = AnyConnection;
-    type Error = StoreError;
+/// How long a PostgreSQL connection may have sat in the pool before it is checked (one
+/// `SELECT 1`) on its way out: a connection back from work a moment ago is handed on as it is,
+/// so a request under load makes no round trip beyond its own queries, while one idle for
+/// longer, which may have outlived a server restart, is checked first. A connection that
+/// finds the server gone in use is discarded when it comes back ([`TrackedConnection`]).
+const IDLE_BEFORE_CHECK: Duration = Duration::from_millis(500);
 
-    fn connect(&self) -> Result<AnyConnection, StoreError> {
+/// A connection of the pool, with what the pool needs to know of it to avoid a round trip per
+/// checkout: when it last came back, and whether a query on it found the server gone (seen by
+/// diesel's instrumentation, which hears of every query's failure).
+pub struct TrackedConnection {
+    conn: AnyConnection,
+    returned_at: Instant,
+    lost: Arc<AtomicBool>,
+}
+
+impl TrackedConnection {
+    fn new(mut conn: AnyConnection) -> Self {
+        let lost = Arc::new(AtomicBool::new(false));
+        if matches!(conn, AnyConnection::Postgresql(_)) {
+            let seen = lost.clone();
+            conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+                if let InstrumentationEvent::FinishQuery {
+                    error: Some(error), ..
+                } = event
+                    && matches!(
+                        error,
+                        DieselError::DatabaseError(
+                            DatabaseErrorKind::ClosedConnection
+                                | DatabaseErrorKind::UnableToSendCommand,
+                            _
+                        )
+                    )
+                {
+                    seen.store(true, Ordering::Relaxed);
+                }
+            });
+        }
+        Self {
+            conn,
+            returned_at: Instant::now(),
+            lost,
+        }
+    }
+}
+
+impl std::ops::Deref for TrackedConnection {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for TrackedConnection {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
+
+impl Manager {
+    /// Opens a connection of the configured backend, prepared for use.
+    pub(crate) fn open(&self) -> Result<AnyConnection, StoreError> {
         match &self.url {
             DatabaseUrl::Postgres(url) => diesel::PgConnection::establish(url.expose_secret())
                 .map(AnyConnection::Postgresql)
@@ -242,13 +303,32 @@ impl r2d2::ManageConnection for Manager {
             }
         }
     }
+}
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), StoreError> {
-        conn.ping().map_err(StoreError::from)
+impl r2d2::ManageConnection for Manager {
+    type Connection = TrackedConnection;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<TrackedConnection, StoreError> {
+        self.open().map(TrackedConnection::new)
     }
 
-    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+    /// On checkout (PostgreSQL only): a connection idle for longer than [`IDLE_BEFORE_CHECK`]
+    /// answers a `SELECT 1` first.
+    fn is_valid(&self, pooled: &mut TrackedConnection) -> Result<(), StoreError> {
+        if pooled.returned_at.elapsed() < IDLE_BEFORE_CHECK {
+            return Ok(());
+        }
+        pooled.conn.ping().map_err(StoreError::from)
+    }
+
+    /// On return: notes the time, and discards a connection that panicked, broke its
+    /// transaction or found the server gone.
+    fn has_broken(&self, pooled: &mut TrackedConnection) -> bool {
+        pooled.returned_at = Instant::now();
+        let conn = &mut pooled.conn;
         std::thread::panicking()
+            || pooled.lost.load(Ordering::Relaxed)
             || <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(
                 conn,
             )
@@ -342,7 +422,8 @@ impl Store {
             .max_size(settings.pool_size)
             .min_idle(Some(0))
             .connection_timeout(settings.database_timeout)
-            // A local SQLite file does not go away; a PostgreSQL server may restart.
+            // A local SQLite file does not go away; a PostgreSQL server may restart, so a
+            // connection idle for a while is checked on its way out (`IDLE_BEFORE_CHECK`).
             .test_on_check_out(backend == Backend::Postgres)
             .error_handler(Box::new(PoolErrorLogger))
             // The pool's own upkeep (opening connections, retiring idle ones) is light; r2d2's
@@ -372,7 +453,7 @@ impl Store {
     /// Safe to run any number of times and from several processes at once.
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.pool.get()?;
-        let applied = match &mut *conn {
+        let applied = match &mut **conn {
             AnyConnection::Sqlite(c) => {
                 // Holding the write lock from the check of applied versions to the last
                 // migration serialises processes migrating one file at once; diesel runs

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use diesel::Connection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
-use diesel::r2d2::{ManageConnection, R2D2Connection};
+use diesel::r2d2::R2D2Connection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::{AnyConnection, Manager, StoreError};
@@ -216,7 +216,7 @@ impl Writers {
         if turn.conn.is_none() {
             let conn = self
                 .manager
-                .connect()
+                .open()
                 .map_err(|error| failure(DatabaseErrorKind::ClosedConnection, error.to_string()))?;
             turn.conn = Some(conn);
         }

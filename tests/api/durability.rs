@@ -12,7 +12,8 @@ use serde_json::json;
 
 use crate::helpers::{eventually, fresh_database_url, on_postgres};
 use crate::processes::{
-    Deployment, FIRST_PARTY_CLIENT, PASSWORD, Relay, Reply, client_with_timeout, try_read_reply,
+    Deployment, FIRST_PARTY_CLIENT, PASSWORD, Relay, Reply, Server, client_with_timeout,
+    try_read_reply,
 };
 
 /// What the load was told: the acknowledged writes, and what else happened.
@@ -466,24 +467,23 @@ fn assert_unavailable_form(kind: &str, reply: &Reply) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_stopped_under_load_gets_timely_503s_and_is_served_again_without_a_restart() {
-    if !on_postgres() {
-        eprintln!(
-            "note: postgres_stopped_under_load skipped: it needs PostgreSQL \
-             (set LATCHKEY_TEST_DATABASE_URL, as scripts/test does)"
-        );
-        return;
-    }
-    // Arrange: the instance reaches its own database through a relay, with a 2 s timeout.
-    let timeout = Duration::from_secs(2);
+/// A server that reaches its own PostgreSQL database through a [`Relay`], with the database
+/// timeout `timeout` and the `settings` given, a user `olive` and a `client_credentials`
+/// client, and the [`Mix`] that sends each kind of request to it.
+async fn relayed_deployment(
+    timeout: Duration,
+    settings: &[(&str, u64)],
+) -> (Relay, Deployment, Server, Mix) {
     let dir = tempfile::tempdir().unwrap();
     let real = fresh_database_url(dir.path());
-    let (mut relay, relayed) = Relay::for_database(&real).await;
+    let (relay, relayed) = Relay::for_database(&real).await;
     let mut deployment = Deployment::over(dir, &relayed)
         .set("DATABASE_TIMEOUT_SECS", timeout.as_secs())
         .set("RATE_LIMITS__ENABLED", false);
-    let mut server = deployment.start().await;
+    for (name, value) in settings {
+        deployment = deployment.set(name, value);
+    }
+    let server = deployment.start().await;
     let admin = server.admin_token().await;
     assert_eq!(server.register("olive").await.status, 201);
     let client = deployment.cli_json(&[
@@ -505,6 +505,21 @@ async fn postgres_stopped_under_load_gets_timely_503s_and_is_served_again_withou
             client["client_secret"].as_str().unwrap().to_owned(),
         ),
     };
+    (relay, deployment, server, mix)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_under_load_gets_timely_503s_and_is_served_again_without_a_restart() {
+    if !on_postgres() {
+        eprintln!(
+            "note: postgres_stopped_under_load skipped: it needs PostgreSQL \
+             (set LATCHKEY_TEST_DATABASE_URL, as scripts/test does)"
+        );
+        return;
+    }
+    // Arrange: the instance reaches its own database through a relay, with a 2 s timeout.
+    let timeout = Duration::from_secs(2);
+    let (mut relay, _deployment, mut server, mix) = relayed_deployment(timeout, &[]).await;
     for kind in Mix::KINDS {
         let sample = mix.send(kind, 0).await;
         let reply = sample.outcome.unwrap();
@@ -626,4 +641,61 @@ async fn postgres_stopped_under_load_gets_timely_503s_and_is_served_again_withou
         "{}",
         detailed.body
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_while_the_server_idles_costs_no_request() {
+    if !on_postgres() {
+        eprintln!(
+            "note: a_database_restart_while_the_server_idles skipped: it needs PostgreSQL \
+             (set LATCHKEY_TEST_DATABASE_URL, as scripts/test does)"
+        );
+        return;
+    }
+    // Arrange: requests sent eight at a time leave several connections in the pool. No
+    // background task uses the database meanwhile, or it would find the dead connections
+    // before the requests do.
+    let quiet = [
+        ("KEY_REFRESH_INTERVAL_SECS", 3600),
+        ("OUTBOX_POLL_INTERVAL_MS", 3_600_000),
+    ];
+    let (mut relay, _deployment, mut server, mix) =
+        relayed_deployment(Duration::from_secs(2), &quiet).await;
+    let all_at_once = |round: usize| {
+        let mix = mix.clone();
+        async move {
+            let mut sent = tokio::task::JoinSet::new();
+            for n in 0..8 {
+                let mix = mix.clone();
+                let kind = Mix::KINDS[n % Mix::KINDS.len()];
+                sent.spawn(async move { (kind, mix.send(kind, round * 8 + n).await) });
+            }
+            sent.join_all().await
+        }
+    };
+    for round in 0..3 {
+        for (kind, sample) in all_at_once(round).await {
+            let reply = sample.outcome.unwrap();
+            assert!(Mix::succeeded(kind, reply.status), "{kind}: {}", reply.body);
+        }
+    }
+
+    // Act: every connection to the database is cut while the server idles, and the database
+    // is back before the next request; the pooled connections are now dead.
+    relay.stop().await;
+    relay.restart().await;
+    // Longer than a returned connection is trusted without a check.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // Assert: each dead connection is found out on its way out of the pool, not by a request.
+    for (kind, sample) in all_at_once(3).await {
+        let reply = sample.outcome.unwrap();
+        assert!(
+            Mix::succeeded(kind, reply.status),
+            "{kind} after the restart: {} {}",
+            reply.status,
+            reply.body
+        );
+    }
+    assert!(server.is_running());
 }
