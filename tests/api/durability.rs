@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{eventually, fresh_database_url, on_postgres};
+use crate::helpers::{eventually, fresh_database_url, on_postgres, skip_without_postgres};
 use crate::processes::{
     Deployment, FIRST_PARTY_CLIENT, PASSWORD, Relay, Reply, Server, client_with_timeout,
     try_read_reply,
@@ -510,11 +510,7 @@ async fn relayed_deployment(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_under_load_gets_timely_503s_and_is_served_again_without_a_restart() {
-    if !on_postgres() {
-        eprintln!(
-            "note: postgres_stopped_under_load skipped: it needs PostgreSQL \
-             (set LATCHKEY_TEST_DATABASE_URL, as scripts/test does)"
-        );
+    if skip_without_postgres("postgres_stopped_under_load") {
         return;
     }
     // Arrange: the instance reaches its own database through a relay, with a 2 s timeout.
@@ -645,11 +641,7 @@ async fn postgres_stopped_under_load_gets_timely_503s_and_is_served_again_withou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_while_the_server_idles_costs_no_request() {
-    if !on_postgres() {
-        eprintln!(
-            "note: a_database_restart_while_the_server_idles skipped: it needs PostgreSQL \
-             (set LATCHKEY_TEST_DATABASE_URL, as scripts/test does)"
-        );
+    if skip_without_postgres("a_database_restart_while_the_server_idles") {
         return;
     }
     // Arrange: requests sent eight at a time leave several connections in the pool. No

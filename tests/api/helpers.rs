@@ -225,3 +225,15 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// Whether a test that needs PostgreSQL (a shared database, or one to cut off) is to be
+/// skipped, with a note saying so, because the suite runs on SQLite.
+pub fn skip_without_postgres(test: &str) -> bool {
+    if on_postgres() {
+        return false;
+    }
+    eprintln!(
+        "note: {test} skipped: it needs PostgreSQL (set LATCHKEY_TEST_DATABASE_URL, as scripts/test does)"
+    );
+    true
+}

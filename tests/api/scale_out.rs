@@ -16,19 +16,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::admin_support::claims;
-use crate::helpers::{ADMIN_PASSWORD, eventually, on_postgres};
+use crate::helpers::{ADMIN_PASSWORD, eventually, skip_without_postgres};
 use crate::processes::{Deployment, PASSWORD, Reply, Server};
-
-/// Whether to skip: these tests need the shared database of a scale-out.
-fn skip(test: &str) -> bool {
-    if on_postgres() {
-        return false;
-    }
-    eprintln!(
-        "note: {test} skipped: it needs PostgreSQL (set LATCHKEY_TEST_DATABASE_URL, as scripts/test does)"
-    );
-    true
-}
 
 /// A confidential client created with the CLI against the shared database: a resource server
 /// that introspects. Returns its id and secret.
@@ -145,7 +134,7 @@ async fn families(deployment: &Deployment, user_id: &str) -> (i64, i64, i64) {
 
 #[tokio::test]
 async fn a_login_on_one_instance_refreshes_on_the_other_and_a_revocation_is_seen_at_once() {
-    if skip("a_login_on_one_instance_refreshes_on_the_other") {
+    if skip_without_postgres("a_login_on_one_instance_refreshes_on_the_other") {
         return;
     }
     // Arrange: two instances, one issuer (A's URL), each reached on its own port.
@@ -229,7 +218,7 @@ async fn a_login_on_one_instance_refreshes_on_the_other_and_a_revocation_is_seen
 
 #[tokio::test]
 async fn one_refresh_token_on_both_instances_at_once_within_the_grace_window_gets_one_successor() {
-    if skip("one_refresh_token_on_both_instances_at_once") {
+    if skip_without_postgres("one_refresh_token_on_both_instances_at_once") {
         return;
     }
     let mut deployment = Deployment::new().set("REFRESH_REUSE_GRACE_SECS", 10);
@@ -277,7 +266,7 @@ async fn one_refresh_token_on_both_instances_at_once_within_the_grace_window_get
 
 #[tokio::test]
 async fn one_refresh_token_on_both_instances_at_once_without_a_grace_window_has_one_winner() {
-    if skip("one_refresh_token_on_both_instances_at_once_without_a_grace_window") {
+    if skip_without_postgres("one_refresh_token_on_both_instances_at_once_without_a_grace_window") {
         return;
     }
     let mut deployment = Deployment::new()
@@ -351,7 +340,7 @@ async fn refresh_until_signed_by(server: &Server, refresh: &mut String, wanted: 
 
 #[tokio::test]
 async fn a_key_rotated_while_the_instances_run_is_published_and_trusted_by_both() {
-    if skip("a_key_rotated_while_the_instances_run") {
+    if skip_without_postgres("a_key_rotated_while_the_instances_run") {
         return;
     }
     let mut deployment = Deployment::new();
@@ -403,7 +392,7 @@ async fn a_key_rotated_while_the_instances_run_is_published_and_trusted_by_both(
 
 #[tokio::test]
 async fn a_login_rate_limit_counts_attempts_on_both_instances() {
-    if skip("a_login_rate_limit_counts_attempts_on_both_instances") {
+    if skip_without_postgres("a_login_rate_limit_counts_attempts_on_both_instances") {
         return;
     }
     // A day-long window, so that no window boundary falls inside the test.
@@ -547,7 +536,7 @@ fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbox_message_is_delivered_once_although_both_instances_poll() {
-    if skip("an_outbox_message_is_delivered_once_although_both_instances_poll") {
+    if skip_without_postgres("an_outbox_message_is_delivered_once_although_both_instances_poll") {
         return;
     }
     // Arrange: both instances poll the outbox every 100 ms.
@@ -639,7 +628,7 @@ async fn an_outbox_message_is_delivered_once_although_both_instances_poll() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_started_together_on_an_empty_database_both_serve() {
-    if skip("two_instances_started_together_on_an_empty_database_both_serve") {
+    if skip_without_postgres("two_instances_started_together_on_an_empty_database_both_serve") {
         return;
     }
     // Behind a load balancer: the issuer is the balancer's URL, no instance's own.
