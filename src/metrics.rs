@@ -1,6 +1,6 @@
 //! Prometheus metrics: requests and their latency by route and status, tokens issued by grant,
-//! login failures, lockouts and rate-limit refusals, counted as they happen; the outbox
-//! backlog, the database pool and the age of the signing keys, read when scraped; and the
+//! login failures, lockouts, rate-limit refusals and outbox passes, counted as they happen; the
+//! outbox backlog, the database pool and the age of the signing keys, read when scraped; and the
 //! process's CPU and memory.
 //!
 //! Each server has its own registry (no global state), so tests can run many servers in one
@@ -40,6 +40,7 @@ pub struct Metrics {
     login_failures: IntCounter,
     lockouts: IntCounter,
     rate_limited: IntCounterVec,
+    outbox_passes: IntCounter,
     outbox_backlog: IntGaugeVec,
     pool_connections: IntGauge,
     pool_idle: IntGauge,
@@ -162,6 +163,11 @@ impl Metrics {
                 "Requests refused by a rate limit, by rule",
                 &["rule"],
             ),
+            outbox_passes: counter(
+                &registry,
+                "outbox_passes_total",
+                "Outbox passes this instance has finished (each claims and delivers every due message)",
+            ),
             outbox_backlog,
             pool_connections: gauge(
                 &registry,
@@ -197,6 +203,12 @@ impl Metrics {
     /// Counts a request refused by the rate limit `rule`.
     pub fn rate_limited(&self, rule: &str) {
         self.rate_limited.with_label_values(&[rule]).inc();
+    }
+
+    /// Counts a finished outbox pass, delivered or not: the worker is alive, and whatever the
+    /// pass had in flight has landed.
+    pub fn outbox_pass_finished(&self) {
+        self.outbox_passes.inc();
     }
 
     fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {

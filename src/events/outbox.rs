@@ -168,6 +168,7 @@ pub async fn run(state: Arc<AppState>) {
             Ok(delivered) => tracing::debug!(delivered, "outbox messages delivered"),
             Err(error) => tracing::warn!(error = %format!("{error:#}"), "outbox pass failed"),
         }
+        state.metrics.outbox_pass_finished();
     }
 }
 

@@ -226,6 +226,37 @@ where
     }
 }
 
+/// `latchkey_outbox_passes_total` in a page of Prometheus text.
+pub fn outbox_passes_in(metrics: &str) -> u64 {
+    let value = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("latchkey_outbox_passes_total "))
+        .expect("the outbox pass counter is published");
+    value.trim().parse().expect("a whole count")
+}
+
+/// The outbox passes an in-process server's worker has finished, as `/metrics` reports them.
+pub async fn outbox_passes(state: &AppState) -> u64 {
+    outbox_passes_in(&state.metrics.render(state).await)
+}
+
+/// Waits until the outbox worker that `passes` reads on has finished two more passes than it
+/// had when called: the one under way then, with whatever it had in flight, and one that began
+/// afterwards. What that worker has delivered by then is all it will deliver of what was due.
+/// Shows that no duplicate is on its way without sleeping for a guessed time.
+pub async fn two_more_outbox_passes<F, Fut>(mut passes: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = u64>,
+{
+    let start = passes().await;
+    eventually(10, "two more outbox passes", || {
+        let finished = passes();
+        async move { (finished.await >= start + 2).then_some(()) }
+    })
+    .await;
+}
+
 /// Whether a test that needs PostgreSQL (a shared database, or one to cut off) is to be
 /// skipped, with a note saying so, because the suite runs on SQLite.
 pub fn skip_without_postgres(test: &str) -> bool {

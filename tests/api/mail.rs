@@ -10,7 +10,10 @@ use latchkey::events::outbox::{self, OutboxEntry, OutboxStatus};
 use latchkey::startup::{AppState, Application};
 use latchkey::store::{StoreError, write_transaction};
 
-use crate::helpers::{TestApp, Tweak, eventually, spawn_app_with, test_settings};
+use crate::helpers::{
+    TestApp, Tweak, eventually, outbox_passes, spawn_app_with, test_settings,
+    two_more_outbox_passes,
+};
 use crate::smtp_sink::SmtpSink;
 
 /// How long a test waits for a mail that should come.
@@ -316,8 +319,9 @@ async fn two_instances_on_one_database_deliver_each_mail_once() {
             .then_some(())
     })
     .await;
-    // Give a duplicate that was in flight the time to land.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A duplicate in flight would have landed by the end of each worker's next passes.
+    two_more_outbox_passes(|| outbox_passes(&first.state)).await;
+    two_more_outbox_passes(|| outbox_passes(&second)).await;
     assert_eq!(sink.received().len(), 10);
     for to in &recipients {
         assert_eq!(sink.count_to(to), 1, "{to}");

@@ -19,13 +19,18 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_PASSWORD, fresh_database_url, run_cli, test_settings};
+use crate::helpers::{
+    ADMIN_PASSWORD, fresh_database_url, outbox_passes_in, run_cli, test_settings,
+};
 
 /// The password of every account the process tests register (strong enough for the policy).
 pub const PASSWORD: &str = "a long and unusual passphrase 4711";
 
 /// The built-in public client of the JSON API, which may refresh at the token endpoint.
 pub const FIRST_PARTY_CLIENT: &str = "latchkey";
+
+/// The token every instance asks for at `/metrics`.
+const METRICS_TOKEN: &str = "metrics-token-of-the-test-processes";
 
 /// How long an instance may take from spawn to its ready line on a loaded machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -80,6 +85,7 @@ impl Deployment {
                 ("OUTBOX_POLL_INTERVAL_MS", "100"),
                 ("OUTBOX_BACKOFF_BASE_SECS", "1"),
                 ("OUTBOX_BACKOFF_MAX_SECS", "1"),
+                ("METRICS_TOKEN", METRICS_TOKEN),
             ]
             .map(|(name, value)| (format!("LATCHKEY_{name}"), value.to_owned())),
         );
@@ -444,6 +450,19 @@ impl Server {
             request = request.json(&body);
         }
         read_reply(request).await
+    }
+
+    /// The outbox passes this instance's worker has finished, read from `/metrics`.
+    pub async fn outbox_passes(&self) -> u64 {
+        let reply = self
+            .http
+            .get(self.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 200);
+        outbox_passes_in(&reply.text().await.unwrap())
     }
 
     /// POSTs a form, with Basic client credentials when given.

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::admin_support::claims;
-use crate::helpers::{ADMIN_PASSWORD, eventually, skip_without_postgres};
+use crate::helpers::{ADMIN_PASSWORD, eventually, skip_without_postgres, two_more_outbox_passes};
 use crate::processes::{Deployment, PASSWORD, Reply, Server};
 
 /// A confidential client created with the CLI against the shared database: a resource server
@@ -591,8 +591,9 @@ async fn an_outbox_message_is_delivered_once_although_both_instances_poll() {
         done.then_some(())
     })
     .await;
-    // Polling cannot show that a second copy never comes: give both pollers ten more turns.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A second copy in flight would have landed by the end of each poller's next passes.
+    two_more_outbox_passes(|| a.outbox_passes()).await;
+    two_more_outbox_passes(|| b.outbox_passes()).await;
     let received = receiver.deliveries();
     assert_eq!(receiver.inbox.lock().unwrap().bad_signatures, 0);
     let mut by_delivery: HashMap<&str, usize> = HashMap::new();

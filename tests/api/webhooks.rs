@@ -16,7 +16,8 @@ use sha2::Sha256;
 
 use crate::admin_support::{Api, admin_token, user_with_roles};
 use crate::helpers::{
-    TestApp, Tweak, eventually, fresh_database_url, spawn_app_with, test_settings,
+    TestApp, Tweak, eventually, fresh_database_url, outbox_passes, spawn_app_with, test_settings,
+    two_more_outbox_passes,
 };
 
 /// A fast outbox: polled every 100 ms, retried after about a second.
@@ -262,7 +263,7 @@ async fn a_receiver_down_at_first_gets_every_event_once_it_is_back_with_valid_si
         (received.len() >= 2).then_some(received)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    two_more_outbox_passes(|| outbox_passes(&app.state)).await;
     let received_later = receiver.received();
     assert_eq!(received_later.len(), 2, "{received_later:?}");
     assert_eq!(receiver.bad_signatures(), 0);
