@@ -18,6 +18,8 @@ use crate::config::Settings;
 use crate::crypto::Crypto;
 use crate::domain::{PlainToken, now};
 use crate::events::audit::{self, Actor, AuditEvent};
+use crate::events::email::{self, EmailKind};
+use crate::startup::AppState;
 use crate::store::mfa::{self as rows, ChallengeRow};
 use crate::store::security;
 use crate::store::{AnyConnection, StoreError, from_json, to_json};
@@ -387,6 +389,80 @@ pub fn regenerate_recovery_codes(
     Ok(codes)
 }
 
+/// Runs a change to a person's second factor in one write and, when it is made, queues `kind`
+/// to them in the same transaction. `change` answers whose account it changed and what to hand
+/// back; its refusals come back as they are, the database's failures as [`MfaError::Store`].
+async fn change_and_notify<T, F>(
+    state: &AppState,
+    kind: EmailKind,
+    change: F,
+) -> Result<T, MfaError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut AnyConnection, &Crypto) -> Result<(String, T), MfaError> + Send + 'static,
+{
+    let handles = state.handles();
+    state
+        .store
+        .write(move |conn| match change(conn, &handles.crypto) {
+            Ok((user_id, value)) => {
+                email::queue_to_user(conn, &handles.crypto, &handles.settings, &user_id, kind)?;
+                Ok(Ok(value))
+            }
+            Err(MfaError::Store(e)) => Err(e),
+            Err(refused) => Ok(Err(refused)),
+        })
+        .await?
+}
+
+/// Turns MFA on with a setup token and a code from the authenticator ([`confirm_setup`]) and
+/// mails the account's owner. Returns whose account it was.
+pub async fn enable(
+    state: &AppState,
+    setup_token: &str,
+    code: &str,
+    actor: &Actor,
+) -> Result<String, MfaError> {
+    let (token, code, actor) = (setup_token.to_owned(), code.to_owned(), actor.clone());
+    let user_id = change_and_notify(state, EmailKind::MfaEnabled, move |conn, crypto| {
+        let user_id = confirm_setup(conn, crypto, &token, &code, &actor)?;
+        Ok((user_id.clone(), user_id))
+    })
+    .await?;
+    tracing::info!(target: "latchkey::security", event = "mfa_enabled", %user_id, "two-step verification enabled");
+    Ok(user_id)
+}
+
+/// Turns MFA off ([`disable`]; the caller has checked the password) and mails the owner.
+pub async fn turn_off(state: &AppState, user_id: &str, actor: &Actor) -> Result<(), MfaError> {
+    let (id, actor) = (user_id.to_owned(), actor.clone());
+    change_and_notify(state, EmailKind::MfaDisabled, move |conn, _| {
+        disable(conn, &id, &actor)?;
+        Ok((id, ()))
+    })
+    .await?;
+    tracing::info!(target: "latchkey::security", event = "mfa_disabled", %user_id, "two-step verification disabled");
+    Ok(())
+}
+
+/// Replaces the recovery codes ([`regenerate_recovery_codes`]; the caller has checked the
+/// password) and mails the owner. Returns the new codes, to be shown once.
+pub async fn replace_recovery_codes(
+    state: &AppState,
+    user_id: &str,
+    actor: &Actor,
+) -> Result<Vec<String>, MfaError> {
+    let (id, actor) = (user_id.to_owned(), actor.clone());
+    let kind = EmailKind::RecoveryCodesRegenerated;
+    let codes = change_and_notify(state, kind, move |conn, crypto| {
+        let codes = regenerate_recovery_codes(conn, crypto, &id, &actor)?;
+        Ok((id, codes))
+    })
+    .await?;
+    tracing::info!(target: "latchkey::security", event = "mfa_recovery_codes_regenerated", %user_id, "recovery codes replaced");
+    Ok(codes)
+}
+
 /// What a login waiting for its second factor carries.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LoginChallenge {
@@ -473,7 +549,7 @@ pub enum SecondFactorError {
 /// the user and what the login carried (the sign-in itself is recorded when its session
 /// starts).
 pub async fn complete_second_factor(
-    state: &crate::startup::AppState,
+    state: &AppState,
     mfa_token: &str,
     code: &str,
     attempt: &Attempt,

@@ -12,8 +12,6 @@ use crate::accounts::mfa::{self, MfaError};
 use crate::accounts::profile;
 use crate::accounts::recovery::{self, RecoveryError, Verified};
 use crate::api::extract::actor;
-use crate::api::mfa::notify;
-use crate::events::email::EmailKind;
 use crate::http::endpoint;
 use crate::oauth::authorize::current_session;
 use crate::paths;
@@ -168,7 +166,15 @@ async fn mfa_setup(
             )
         })),
         Err(MfaError::AlreadyEnabled) => Ok(to_account("mfa-on")),
-        Err(other) => Err(anyhow::anyhow!("MFA setup: {other}").into()),
+        Err(other) => Err(mfa_failure(other)),
+    }
+}
+
+/// An MFA refusal a page did not expect, or the database's failure (a 503 when it is down).
+fn mfa_failure(error: MfaError) -> PageError {
+    match error {
+        MfaError::Store(e) => e.into(),
+        other => anyhow::anyhow!("MFA: {other}").into(),
     }
 }
 
@@ -188,27 +194,9 @@ async fn mfa_confirm(
     let Some(user_id) = signed_in(&state, &http).await? else {
         return Ok(to_login());
     };
-    let handles = state.handles();
-    let (token, code) = (form.setup_token.clone(), form.code.clone());
     let by = actor(&http, Some(&user_id));
-    let outcome = state
-        .store
-        .write(
-            move |conn| match mfa::confirm_setup(conn, &handles.crypto, &token, &code, &by) {
-                Ok(confirmed_for) => {
-                    notify(conn, &handles, &confirmed_for, EmailKind::MfaEnabled)?;
-                    Ok(Ok(confirmed_for))
-                }
-                Err(MfaError::Store(e)) => Err(e),
-                Err(other) => Ok(Err(other)),
-            },
-        )
-        .await?;
-    match outcome {
-        Ok(confirmed_for) if confirmed_for == user_id => {
-            tracing::info!(target: "latchkey::security", event = "mfa_enabled", %user_id, "two-step verification enabled");
-            Ok(to_account("mfa-on"))
-        }
+    match mfa::enable(&state, &form.setup_token, &form.code, &by).await {
+        Ok(confirmed_for) if confirmed_for == user_id => Ok(to_account("mfa-on")),
         Ok(_) => Err(PageError::bad_request(
             "This setup belongs to another account.",
         )),
@@ -245,6 +233,7 @@ async fn mfa_confirm(
             ))
         }
         Err(MfaError::AlreadyEnabled) => Ok(to_account("mfa-on")),
+        Err(MfaError::Store(e)) => Err(e.into()),
         Err(_) => Err(PageError::bad_request(
             "This setup has expired. Start again.",
         )),
@@ -288,18 +277,11 @@ async fn mfa_disable(
     if let Err(error) = confirm_password(&state, &user_id, &form.password, &by).await {
         return password_refused(&state, &http, &user_id, error).await;
     }
-    let handles = state.handles();
-    let id = user_id.clone();
-    state
-        .store
-        .write(move |conn| match mfa::disable(conn, &id, &by) {
-            Ok(()) => notify(conn, &handles, &id, EmailKind::MfaDisabled),
-            Err(MfaError::Store(e)) => Err(e),
-            Err(_) => Ok(()),
-        })
-        .await?;
-    tracing::info!(target: "latchkey::security", event = "mfa_disabled", %user_id, "two-step verification disabled");
-    Ok(to_account("mfa-off"))
+    match mfa::turn_off(&state, &user_id, &by).await {
+        // Already off (another tab turned it off): the page says so either way.
+        Ok(()) | Err(MfaError::NotEnabled) => Ok(to_account("mfa-off")),
+        Err(other) => Err(mfa_failure(other)),
+    }
 }
 
 /// `POST /account/mfa/recovery-codes` (needs the password).
@@ -316,24 +298,10 @@ async fn mfa_recovery_codes(
     if let Err(error) = confirm_password(&state, &user_id, &form.password, &by).await {
         return password_refused(&state, &http, &user_id, error).await;
     }
-    let handles = state.handles();
-    let id = user_id.clone();
-    let codes = state
-        .store
-        .write(
-            move |conn| match mfa::regenerate_recovery_codes(conn, &handles.crypto, &id, &by) {
-                Ok(codes) => {
-                    notify(conn, &handles, &id, EmailKind::RecoveryCodesRegenerated)?;
-                    Ok(Some(codes))
-                }
-                Err(MfaError::Store(e)) => Err(e),
-                Err(_) => Ok(None),
-            },
-        )
-        .await?;
-    match codes {
-        Some(codes) => Ok(render(StatusCode::OK, &RecoveryCodesPage { codes: &codes })),
-        None => Ok(to_account("mfa-off")),
+    match mfa::replace_recovery_codes(&state, &user_id, &by).await {
+        Ok(codes) => Ok(render(StatusCode::OK, &RecoveryCodesPage { codes: &codes })),
+        Err(MfaError::NotEnabled) => Ok(to_account("mfa-off")),
+        Err(other) => Err(mfa_failure(other)),
     }
 }
 

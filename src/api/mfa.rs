@@ -14,10 +14,9 @@ use crate::api::error::{ApiError, FieldError};
 use crate::api::extract::{ApiJson, Authenticated, actor};
 use crate::api::recovery::confirm_password;
 use crate::domain::ACR_MFA;
-use crate::events::email::{self, EmailKind, EmailRequest};
 use crate::sessions::browser::ClientInfo;
-use crate::startup::{AppState, Handles};
-use crate::store::{AnyConnection, StoreError, users};
+use crate::startup::AppState;
+use crate::store::users;
 
 fn mfa_error(error: MfaError) -> ApiError {
     match error {
@@ -43,26 +42,6 @@ fn mfa_error(error: MfaError) -> ApiError {
         ),
         MfaError::Store(e) => e.into(),
     }
-}
-
-/// Queues a notice about a change to a person's second factor.
-pub fn notify(
-    conn: &mut AnyConnection,
-    handles: &Handles,
-    user_id: &str,
-    kind: EmailKind,
-) -> Result<(), StoreError> {
-    let user = users::find(conn, user_id)?;
-    email::queue(
-        conn,
-        &handles.crypto,
-        &handles.settings,
-        &EmailRequest {
-            to: &user.email,
-            name: user.first_name.as_deref().unwrap_or(&user.username),
-            kind,
-        },
-    )
 }
 
 /// `{"method": "totp", "label"}`.
@@ -161,24 +140,10 @@ pub async fn verify_setup(
         body.setup_token.unwrap_or_default(),
         body.code.unwrap_or_default(),
     );
-    let handles = state.handles();
     // The setup token says whose account it is.
-    let by = actor(&http, None);
-    let user_id = state
-        .store
-        .write(
-            move |conn| match mfa::confirm_setup(conn, &handles.crypto, &token, &code, &by) {
-                Ok(user_id) => {
-                    notify(conn, &handles, &user_id, EmailKind::MfaEnabled)?;
-                    Ok(Ok(user_id))
-                }
-                Err(MfaError::Store(e)) => Err(e),
-                Err(other) => Ok(Err(other)),
-            },
-        )
-        .await?
+    mfa::enable(&state, &token, &code, &actor(&http, None))
+        .await
         .map_err(mfa_error)?;
-    tracing::info!(target: "latchkey::security", event = "mfa_enabled", %user_id, "two-step verification enabled");
     Ok(HttpResponse::Ok().json(json!({
         "message": "MFA setup completed successfully",
         "enabled": true,
@@ -304,21 +269,9 @@ pub async fn disable(
     let user_id = caller.user_id()?.to_owned();
     let by = caller.actor(&http);
     confirm_password(&state, &user_id, password_of(&body)?, &by).await?;
-    let handles = state.handles();
-    let id = user_id.clone();
-    state
-        .store
-        .write(move |conn| match mfa::disable(conn, &id, &by) {
-            Ok(()) => {
-                notify(conn, &handles, &id, EmailKind::MfaDisabled)?;
-                Ok(Ok(()))
-            }
-            Err(MfaError::Store(e)) => Err(e),
-            Err(other) => Ok(Err(other)),
-        })
-        .await?
+    mfa::turn_off(&state, &user_id, &by)
+        .await
         .map_err(mfa_error)?;
-    tracing::info!(target: "latchkey::security", event = "mfa_disabled", %user_id, "two-step verification disabled");
     Ok(HttpResponse::Ok().json(json!({ "message": "MFA disabled successfully" })))
 }
 
@@ -347,23 +300,9 @@ pub async fn regenerate_recovery_codes(
     let user_id = caller.user_id()?.to_owned();
     let by = caller.actor(&http);
     confirm_password(&state, &user_id, password_of(&body)?, &by).await?;
-    let handles = state.handles();
-    let id = user_id.clone();
-    let codes = state
-        .store
-        .write(
-            move |conn| match mfa::regenerate_recovery_codes(conn, &handles.crypto, &id, &by) {
-                Ok(codes) => {
-                    notify(conn, &handles, &id, EmailKind::RecoveryCodesRegenerated)?;
-                    Ok(Ok(codes))
-                }
-                Err(MfaError::Store(e)) => Err(e),
-                Err(other) => Ok(Err(other)),
-            },
-        )
-        .await?
+    let codes = mfa::replace_recovery_codes(&state, &user_id, &by)
+        .await
         .map_err(mfa_error)?;
-    tracing::info!(target: "latchkey::security", event = "mfa_recovery_codes_regenerated", %user_id, "recovery codes replaced");
     Ok(no_store(HttpResponse::Ok()).json(json!({ "backup_codes": codes })))
 }
 

@@ -14,12 +14,11 @@ use crate::accounts::users::webhook_user;
 use crate::api::auth::{name_field, profile_json};
 use crate::api::error::{ApiError, FieldError};
 use crate::api::extract::{ApiJson, Authenticated};
-use crate::api::mfa::notify;
 use crate::api::recovery::{confirm_password, new_password_pair};
 use crate::crypto::Crypto;
 use crate::domain::{Timestamp, now};
 use crate::events::audit::{self, Actor, AuditEvent};
-use crate::events::email::EmailKind;
+use crate::events::email::{self, EmailKind};
 use crate::events::webhooks;
 use crate::sessions::revoke::{Revocation, end_other_sessions};
 use crate::startup::AppState;
@@ -394,7 +393,13 @@ pub async fn change_password(
                 AuditEvent::new("password_changed", "users", Some(&id))
                     .info(json!({"sessions_ended": ended.sessions.len()})),
             )?;
-            notify(conn, &handles, &id, EmailKind::PasswordChanged)?;
+            email::queue_to_user(
+                conn,
+                &handles.crypto,
+                &handles.settings,
+                &id,
+                EmailKind::PasswordChanged,
+            )?;
             Ok(ended)
         })
         .await?;

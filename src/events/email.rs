@@ -8,7 +8,7 @@ use super::outbox::{self, EMAIL};
 use crate::config::Settings;
 use crate::crypto::Crypto;
 use crate::domain::Timestamp;
-use crate::store::{AnyConnection, StoreError};
+use crate::store::{AnyConnection, StoreError, users};
 
 /// What a mail is about, with what its body needs.
 #[derive(Debug, Clone)]
@@ -62,6 +62,28 @@ pub fn queue(
     let payload = serde_json::to_value(&email).expect("plain strings serialise");
     outbox::enqueue(conn, crypto, EMAIL, None, &payload)?;
     Ok(())
+}
+
+/// Queues `kind` to a user's own address, greeting them by first name (or username): the notice
+/// of a change to how they sign in, in the transaction of the change.
+pub fn queue_to_user(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    settings: &Settings,
+    user_id: &str,
+    kind: EmailKind,
+) -> Result<(), StoreError> {
+    let user = users::find(conn, user_id)?;
+    queue(
+        conn,
+        crypto,
+        settings,
+        &EmailRequest {
+            to: &user.email,
+            name: user.first_name.as_deref().unwrap_or(&user.username),
+            kind,
+        },
+    )
 }
 
 /// What every body shares: the greeting, the subject (the HTML title), how long the link is

@@ -455,14 +455,10 @@ impl Server {
     /// The outbox passes this instance's worker has finished, read from `/metrics`.
     pub async fn outbox_passes(&self) -> u64 {
         let reply = self
-            .http
-            .get(self.url("/metrics"))
-            .bearer_auth(METRICS_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(reply.status().as_u16(), 200);
-        outbox_passes_in(&reply.text().await.unwrap())
+            .call(Method::GET, "/metrics", Some(METRICS_TOKEN), None)
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        outbox_passes_in(reply.body.as_str().expect("the text format"))
     }
 
     /// POSTs a form, with Basic client credentials when given.
