@@ -197,9 +197,10 @@ async fn revocation_is_visible_at_once_on_introspection_and_userinfo() {
 
 #[tokio::test]
 async fn a_token_verified_while_valid_is_refused_once_it_expires() {
-    // One-second access tokens; the server remembers a verified signature by the token's text,
-    // and must still check the expiry on every presentation.
-    let app = spawn_app_with(Box::new(|s| s.lifetimes.access_token = 1)).await;
+    // Three-second access tokens (valid for at least two, as `exp` counts from the whole second
+    // of issue); the server remembers a verified signature by the token's text, and must still
+    // check the expiry on every presentation.
+    let app = spawn_app_with(Box::new(|s| s.lifetimes.access_token = 3)).await;
     app.create_user("yuri", PASSWORD).await;
     let client = app.web_client("Short-lived", |_| {}).await;
     let tokens = app
@@ -211,7 +212,7 @@ async fn a_token_verified_while_valid_is_refused_once_it_expires() {
         true
     );
 
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
 
     let (status, _, challenge) = app.userinfo(&tokens.access_token).await;
     assert_eq!(status, 401);
