@@ -41,6 +41,8 @@ pub struct Metrics {
     lockouts: IntCounter,
     rate_limited: IntCounterVec,
     outbox_passes: IntCounter,
+    worker_panics: IntCounterVec,
+    worker_up: IntGaugeVec,
     outbox_backlog: IntGaugeVec,
     pool_connections: IntGauge,
     pool_idle: IntGauge,
@@ -133,7 +135,25 @@ impl Metrics {
         registry
             .register(Box::new(outbox_backlog.clone()))
             .expect("registered once");
+        let worker_up = IntGaugeVec::new(
+            Opts::new(
+                "worker_up",
+                "1 while a background worker runs and beats its heartbeat, 0 when it stopped or stalled",
+            ),
+            &["worker"],
+        )
+        .expect("a valid metric");
+        registry
+            .register(Box::new(worker_up.clone()))
+            .expect("registered once");
         Self {
+            worker_panics: counter_vec(
+                &registry,
+                "worker_panics_total",
+                "Panics caught in background workers, by worker (each is restarted)",
+                &["worker"],
+            ),
+            worker_up,
             http_requests: counter_vec(
                 &registry,
                 "http_requests_total",
@@ -211,6 +231,11 @@ impl Metrics {
         self.outbox_passes.inc();
     }
 
+    /// Counts a panic caught in the background worker `worker`.
+    pub fn worker_panicked(&self, worker: &str) {
+        self.worker_panics.with_label_values(&[worker]).inc();
+    }
+
     fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
         self.http_requests
             .with_label_values(&[route, method, status_label(status)])
@@ -232,6 +257,15 @@ impl Metrics {
             self.key_age
                 .with_label_values(&[alg])
                 .set((at - created_at).max(0) as f64);
+        }
+        for worker in state.workers.report() {
+            let up = worker.status == crate::workers::WorkerStatus::Healthy;
+            self.worker_up
+                .with_label_values(&[worker.name])
+                .set(i64::from(up));
+            self.worker_panics
+                .with_label_values(&[worker.name])
+                .inc_by(0);
         }
         match state.store.run(outbox_rows::pending_by_kind).await {
             Ok(backlog) => {

@@ -57,6 +57,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The web origins registered by clients, for CORS.
     pub cors_origins: Arc<crate::http::cors::RegisteredOrigins>,
+    /// The supervised background workers' liveness, for health and metrics.
+    pub workers: crate::workers::Workers,
 }
 
 /// Cheap owned copies of what work on the blocking pool needs (settings and crypto), for
@@ -166,6 +168,7 @@ impl Application {
             core.store.clone(),
             core.crypto.clone(),
         );
+        let allow_private_networks = settings.outbound.allow_private_networks;
         let state = web::Data::new(AppState {
             limiter: Arc::new(limiter),
             metrics: Arc::new(crate::metrics::Metrics::new()),
@@ -179,8 +182,9 @@ impl Application {
             crypto: core.crypto,
             keys: Arc::new(keys),
             passwords: core.passwords,
-            http: Default::default(),
+            http: crate::http::outbound::OutboundHttp::new(allow_private_networks),
             client_keys: Default::default(),
+            workers: Default::default(),
             started_at: Instant::now(),
         });
         let server = {
@@ -210,6 +214,7 @@ impl Application {
                     .wrap(from_fn(crate::http::headers::security_headers))
                     .wrap(from_fn(crate::metrics::track))
                     .wrap(from_fn(request_context))
+                    .wrap(from_fn(crate::http::canonical_path))
                     .configure(routes)
                     .default_service(web::to(error::not_found))
             })
@@ -263,10 +268,6 @@ impl Application {
     /// Serves until SIGINT/SIGTERM (in-flight requests finish first), with key maintenance,
     /// housekeeping and the outbox workers running beside it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let keys = self.state.keys.clone();
-        let interval = self.state.settings.key_refresh_interval;
-        let key_maintenance = tokio::spawn(keys.maintain(interval));
-        let housekeeping = tokio::spawn(crate::maintenance::run(self.state.clone().into_inner()));
         let workers = crate::events::spawn_workers(self.state.clone().into_inner());
         let result = match self.metrics {
             Some((_, metrics)) => {
@@ -275,8 +276,6 @@ impl Application {
             }
             None => self.server.await,
         };
-        key_maintenance.abort();
-        housekeeping.abort();
         for worker in workers {
             worker.abort();
         }
@@ -284,8 +283,8 @@ impl Application {
     }
 }
 
-/// The listener of `metrics_bind`: `/metrics` without a token (whoever reaches this address
-/// may read it), nothing else.
+/// The listener of `metrics_bind`: `/metrics` and the full `/health/detailed` without a token
+/// (whoever reaches this address may read them), nothing else.
 fn metrics_server(
     bind: std::net::SocketAddr,
     state: web::Data<AppState>,
@@ -296,6 +295,10 @@ fn metrics_server(
         App::new()
             .app_data(state.clone())
             .route(paths::METRICS, web::get().to(crate::metrics::metrics_open))
+            .route(
+                paths::HEALTH_DETAILED,
+                web::get().to(crate::api::health::detailed_open),
+            )
     })
     .listen(listener)?
     .workers(1)

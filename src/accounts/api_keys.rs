@@ -151,10 +151,17 @@ pub fn create(
 ) -> Result<Value, AdminError> {
     let at = now();
     let mut errors = Vec::new();
-    let name = request.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 100 {
-        errors.push(("name".into(), "must be 1 to 100 characters".into()));
-    }
+    let name = match crate::domain::text::line(&request.name, 100) {
+        Ok(Some(name)) => name,
+        Ok(None) => {
+            errors.push(("name".into(), "must be 1 to 100 characters".into()));
+            String::new()
+        }
+        Err(e) => {
+            errors.push(("name".into(), e.0));
+            String::new()
+        }
+    };
     if request.scopes.is_empty() {
         errors.push(("scopes".into(), "must list at least one permission".into()));
     }

@@ -52,6 +52,7 @@ pub fn ensure_client(conn: &mut AnyConnection) -> Result<(), StoreError> {
         frontchannel_logout_uri: None,
         created_at: at,
         updated_at: at,
+        token_epoch: 0,
     };
     match client_rows::insert(conn, &row) {
         // Another instance created it at the same moment.

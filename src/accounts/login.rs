@@ -1,12 +1,26 @@
-//! Checking credentials, with lockout: failures are counted in the database (so every
-//! instance agrees), and too many within the window lock the account for a while.
+//! Checking credentials, with lockouts that hurt whoever guesses rather than the account's
+//! owner:
 //!
-//! Unknown accounts cost the same argon2 verification as known ones, and get the same answer.
+//! - Failed passwords are counted per login and client address. Enough of them within the
+//!   window lock that address out of that login for a while; the owner, elsewhere, still gets
+//!   in. The counters are kept by a keyed hash of the login, whether or not an account has
+//!   it, so an unknown login answers exactly as a known one does (same statuses, same
+//!   argon2 verification).
+//! - Failed passwords are also counted per login from every address. Past
+//!   `lockout_spray_threshold` within the window (a spray from many addresses), a password
+//!   alone signs in only from an address the account has signed in from before; a second
+//!   factor still gets in from anywhere.
+//! - Wrong second-factor codes are counted per account, apart from passwords: a right
+//!   password forgives none of them, only a completed sign-in does. Enough of them lock the
+//!   second factor.
+//! - An administrator's lock (`status = locked`, or `locked_until`) is another thing: nothing
+//!   but an administrator lifts it, and it is told only to someone who gave the right password.
 //!
-//! Every attempt lands in the audit log: `login_failed` (with the reason; for an unknown
-//! account without a resource id, with the submitted login), `account_locked` when a failure
-//! locks the account (and the `user.locked` webhook), `login_succeeded` when a sign-in is
-//! complete (and the `user.login` webhook). Never the password.
+//! The counters live in the database, so every instance agrees. Every attempt lands in the
+//! audit log: `login_failed` (with the reason; for an unknown account without a resource id,
+//! with the submitted login), `mfa_failed`, `account_locked` when a failure sets a lockout (and
+//! the `user.locked` webhook, with its scope), `login_succeeded` when a sign-in is complete
+//! (and the `user.login` webhook). Never the password.
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -20,8 +34,12 @@ use crate::events::audit::{self, Actor, AuditEvent};
 use crate::events::webhooks;
 use crate::startup::AppState;
 use crate::store::security::{self, SecurityRow};
+use crate::store::throttles::{self, ThrottleRow};
 use crate::store::users::{self, UserRow};
-use crate::store::{AnyConnection, StoreError, write_transaction};
+use crate::store::{AnyConnection, StoreError, sessions};
+
+/// How far back a sign-in from an address makes it known to the account, for the spray rule.
+const KNOWN_ADDRESS_SECS: i64 = 30 * 86_400;
 
 /// An attempt to authenticate as the audit log sees it: the request's actor (address, user
 /// agent, request id; the account is filled in once known) and the application it is for.
@@ -46,34 +64,24 @@ pub fn on_behalf_of(actor: &Actor, user_id: &str) -> Actor {
     }
 }
 
-/// What kind of authentication failed, for the audit log.
+/// What kind of password failed, for the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// A wrong password at a login.
-    Password,
-    /// A wrong password confirming a sensitive change by a signed-in person.
+enum PasswordUse {
+    /// A login.
+    Login,
+    /// A signed-in person confirming a sensitive change.
     Reauthentication,
-    /// A wrong second-factor code.
-    SecondFactor,
 }
 
-impl Failure {
-    fn action(self) -> &'static str {
-        match self {
-            Failure::Password | Failure::Reauthentication => "login_failed",
-            Failure::SecondFactor => "mfa_failed",
-        }
-    }
-
+impl PasswordUse {
     fn info(self) -> Value {
         match self {
-            Failure::Password => json!({"method": "password", "reason": "wrong password"}),
-            Failure::Reauthentication => json!({
+            PasswordUse::Login => json!({"method": "password", "reason": "wrong password"}),
+            PasswordUse::Reauthentication => json!({
                 "method": "password",
                 "reason": "wrong password",
                 "purpose": "confirmation of a sensitive change",
             }),
-            Failure::SecondFactor => json!({"method": "mfa", "reason": "wrong code"}),
         }
     }
 }
@@ -86,7 +94,7 @@ fn with_client(mut info: Value, attempt: &Attempt) -> Value {
     info
 }
 
-/// Records a failed login that changed nothing (unknown account, locked, disabled).
+/// Records a failed login that changed nothing (locked out, locked, disabled).
 fn record_refusal(
     conn: &mut AnyConnection,
     attempt: &Attempt,
@@ -110,7 +118,8 @@ pub enum CredentialError {
     /// Wrong login or password (never says which).
     #[error("invalid username or password")]
     Invalid,
-    /// Locked, by failed attempts or by an administrator, for `retry_after` more seconds.
+    /// Locked out (this address, the second factor, or by an administrator) for
+    /// `retry_after` more seconds.
     #[error("the account is locked")]
     Locked { retry_after: i64 },
     /// Deactivated or otherwise not active.
@@ -134,7 +143,7 @@ pub struct Verified {
     pub security: SecurityRow,
 }
 
-/// Seconds until the account may log in again, if it is locked now.
+/// Seconds until an administrator's lock of the account ends, if one holds now.
 pub fn locked_for(user: &UserRow, security: &SecurityRow, at: i64) -> Option<i64> {
     match security.locked_until {
         Some(until) if until > at => Some(until - at),
@@ -144,93 +153,212 @@ pub fn locked_for(user: &UserRow, security: &SecurityRow, at: i64) -> Option<i64
     }
 }
 
-/// Why repeated failures lock an account.
+/// Seconds until the account's second factor may be tried again, if wrong codes locked it.
+pub fn second_factor_locked_for(security: &SecurityRow, at: i64) -> Option<i64> {
+    security
+        .mfa_locked_until
+        .filter(|until| *until > at)
+        .map(|until| until - at)
+}
+
+/// Why repeated failures lock.
 const LOCKOUT_REASON: &str = "too many failed attempts";
 
-/// Records a failed attempt (a wrong password or second-factor code) and writes it to the
-/// audit log; returns the seconds the account is now locked for, when this failure locked it
-/// (then `account_locked` is written too and the `user.locked` webhooks are told), all in one
-/// transaction.
-pub fn record_failure(
+/// The counters a login is throttled by: its own from this address, and its own from all.
+struct ThrottleKeys {
+    address: String,
+    login: String,
+}
+
+impl ThrottleKeys {
+    /// Keyed hashes, so the table says neither which logins were tried nor from where.
+    fn new(crypto: &Crypto, login: &str, ip: Option<&str>) -> Self {
+        let ip = ip.unwrap_or("unknown");
+        Self {
+            address: crypto
+                .hash_token(&format!("throttle:address:{login}\u{0}{ip}"))
+                .0,
+            login: crypto.hash_token(&format!("throttle:login:{login}")).0,
+        }
+    }
+}
+
+/// What one failed password did to the counters.
+struct Counted {
+    /// Failures of this login from this address in the window, this one included.
+    failures: i32,
+    /// Seconds the address is now locked out of the login, when this failure locked it.
+    locked: Option<i64>,
+}
+
+/// Counts a wrong password for `keys`: per address (locking the address out at the threshold)
+/// and per login. For a known account, also its informational count, the audit entries and,
+/// when it locks, `account_locked` and the `user.locked` webhook (scope `address`).
+fn count_wrong_password(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    rules: &AccountSettings,
+    attempt: &Attempt,
+    keys: &ThrottleKeys,
+    user_id: Option<&str>,
+    usage: PasswordUse,
+) -> Result<Counted, StoreError> {
+    let at = now();
+    let window = rules.lockout_window_secs as i64;
+    let address = throttles::count_failure(conn, &keys.address, user_id, at, window)?;
+    throttles::count_failure(conn, &keys.login, user_id, at, window)?;
+    let locked = if address.failures as u32 >= rules.lockout_threshold {
+        let until = at + rules.lockout_duration_secs as i64;
+        throttles::lock(conn, &keys.address, until)?;
+        Some(rules.lockout_duration_secs as i64)
+    } else {
+        None
+    };
+    let Some(user_id) = user_id else {
+        return Ok(Counted {
+            failures: address.failures,
+            locked,
+        });
+    };
+    let mut row = security::find(conn, user_id)?;
+    let window_open = row
+        .failed_login_window_start
+        .is_some_and(|start| start + window > at);
+    if window_open {
+        row.failed_login_count += 1;
+    } else {
+        row.failed_login_count = 1;
+        row.failed_login_window_start = Some(at);
+    }
+    security::save(conn, &row)?;
+    let actor = on_behalf_of(&attempt.actor, user_id);
+    let mut info = with_client(usage.info(), attempt);
+    info["failed_attempts"] = json!(address.failures);
+    audit::record(
+        conn,
+        &actor,
+        AuditEvent::new("login_failed", "users", Some(user_id)).info(info),
+    )?;
+    if let Some(secs) = locked {
+        announce_lockout(
+            conn,
+            crypto,
+            attempt,
+            user_id,
+            "address",
+            at + secs,
+            address.failures,
+        )?;
+    }
+    Ok(Counted {
+        failures: address.failures,
+        locked,
+    })
+}
+
+/// Writes `account_locked` and queues `user.locked` for a lockout that failures set:
+/// `scope` says what is locked (`address`: the request's address, out of this account;
+/// `second_factor`: the account's second factor).
+fn announce_lockout(
+    conn: &mut AnyConnection,
+    crypto: &Crypto,
+    attempt: &Attempt,
+    user_id: &str,
+    scope: &str,
+    until: i64,
+    failures: i32,
+) -> Result<(), StoreError> {
+    let user = users::find(conn, user_id)?;
+    let actor = on_behalf_of(&attempt.actor, user_id);
+    audit::record(
+        conn,
+        &actor,
+        AuditEvent::new("account_locked", "users", Some(user_id))
+            .values(None, Some(json!({"locked_until": Timestamp(until)})))
+            .info(with_client(
+                json!({"reason": LOCKOUT_REASON, "failed_attempts": failures, "scope": scope}),
+                attempt,
+            )),
+    )?;
+    webhooks::emit(
+        conn,
+        crypto,
+        "user.locked",
+        json!({
+            "user": webhook_user(&user),
+            "reason": LOCKOUT_REASON,
+            "scope": scope,
+            "ip_address": attempt.actor.ip_address,
+            "locked_until": Timestamp(until),
+        }),
+    )?;
+    Ok(())
+}
+
+/// Counts a wrong second-factor code of an account: at the threshold its second factor locks
+/// (`mfa_failed`, then `account_locked` with scope `second_factor`, in one transaction).
+/// Returns the seconds it is now locked for, when this failure locked it.
+pub fn count_wrong_code(
     conn: &mut AnyConnection,
     crypto: &Crypto,
     rules: &AccountSettings,
     attempt: &Attempt,
     user_id: &str,
-    failure: Failure,
 ) -> Result<Option<i64>, StoreError> {
-    write_transaction(conn, |conn| {
-        let mut row = security::find(conn, user_id)?;
-        let at = now();
-        let window_open = row
-            .failed_login_window_start
-            .is_some_and(|start| start + rules.lockout_window_secs as i64 > at);
-        if window_open {
-            row.failed_login_count += 1;
-        } else {
-            row.failed_login_count = 1;
-            row.failed_login_window_start = Some(at);
-        }
-        let failures = row.failed_login_count;
-        let locked = if row.failed_login_count as u32 >= rules.lockout_threshold {
-            row.locked_until = Some(at + rules.lockout_duration_secs as i64);
-            row.lock_reason = Some(LOCKOUT_REASON.into());
-            row.failed_login_count = 0;
-            row.failed_login_window_start = None;
-            Some(rules.lockout_duration_secs as i64)
-        } else {
-            None
-        };
-        security::save(conn, &row)?;
-        let actor = on_behalf_of(&attempt.actor, user_id);
-        let mut info = with_client(failure.info(), attempt);
-        info["failed_attempts"] = json!(failures);
-        audit::record(
-            conn,
-            &actor,
-            AuditEvent::new(failure.action(), "users", Some(user_id)).info(info),
-        )?;
-        if let Some(until) = row.locked_until.filter(|_| locked.is_some()) {
-            let user = users::find(conn, user_id)?;
-            audit::record(
-                conn,
-                &actor,
-                AuditEvent::new("account_locked", "users", Some(user_id))
-                    .values(None, Some(json!({"locked_until": Timestamp(until)})))
-                    .info(with_client(
-                        json!({"reason": LOCKOUT_REASON, "failed_attempts": failures}),
-                        attempt,
-                    )),
-            )?;
-            webhooks::emit(
-                conn,
-                crypto,
-                "user.locked",
-                json!({
-                    "user": webhook_user(&user),
-                    "reason": LOCKOUT_REASON,
-                    "locked_until": Timestamp(until),
-                }),
-            )?;
-        }
-        Ok(locked)
-    })
-}
-
-/// Clears the failure counter after a successful authentication.
-pub fn record_success(conn: &mut AnyConnection, user_id: &str) -> Result<(), StoreError> {
+    let at = now();
     let mut row = security::find(conn, user_id)?;
-    if row.failed_login_count != 0 || row.failed_login_window_start.is_some() {
-        row.failed_login_count = 0;
-        row.failed_login_window_start = None;
-        security::save(conn, &row)?;
+    let window_open = row
+        .mfa_failed_window_start
+        .is_some_and(|start| start + rules.lockout_window_secs as i64 > at);
+    if window_open {
+        row.mfa_failed_count += 1;
+    } else {
+        row.mfa_failed_count = 1;
+        row.mfa_failed_window_start = Some(at);
     }
-    Ok(())
+    let failures = row.mfa_failed_count;
+    let locked = (failures as u32 >= rules.lockout_threshold).then(|| {
+        row.mfa_locked_until = Some(at + rules.lockout_duration_secs as i64);
+        row.mfa_failed_count = 0;
+        row.mfa_failed_window_start = None;
+        rules.lockout_duration_secs as i64
+    });
+    security::save(conn, &row)?;
+    audit::record(
+        conn,
+        &on_behalf_of(&attempt.actor, user_id),
+        AuditEvent::new("mfa_failed", "users", Some(user_id)).info(with_client(
+            json!({"method": "mfa", "reason": "wrong code", "failed_attempts": failures}),
+            attempt,
+        )),
+    )?;
+    if let Some(secs) = locked {
+        announce_lockout(
+            conn,
+            crypto,
+            attempt,
+            user_id,
+            "second_factor",
+            at + secs,
+            failures,
+        )?;
+    }
+    Ok(locked)
 }
 
-/// Checks a login (username or email) and password. On success the failure counter is cleared
-/// and a hash made with weaker parameters than today's is replaced; every refusal is written to
-/// the audit log (the sign-in itself is, once complete, by [`record_login`]).
+/// What the first read of a login finds.
+struct Found {
+    account: Option<(UserRow, SecurityRow)>,
+    address: Option<ThrottleRow>,
+    login: Option<ThrottleRow>,
+    /// Whether the account has signed in from this address lately (read only under a spray).
+    known_address: bool,
+}
+
+/// Checks a login (username or email) and password; see the module's rules. On success the
+/// address's failures are forgiven and a hash made with weaker parameters than today's is
+/// replaced; every refusal is written to the audit log (the sign-in itself is, once complete,
+/// by [`record_login`]).
 pub async fn verify_credentials(
     state: &AppState,
     login: &str,
@@ -238,67 +366,125 @@ pub async fn verify_credentials(
     attempt: &Attempt,
 ) -> Result<Verified, CredentialError> {
     let login = login.trim().to_lowercase();
-    let lookup = login.clone();
+    let rules = state.settings.accounts.clone();
+    let keys = ThrottleKeys::new(&state.crypto, &login, attempt.actor.ip_address.as_deref());
+    let (lookup, address_key, login_key) =
+        (login.clone(), keys.address.clone(), keys.login.clone());
+    let ip = attempt.actor.ip_address.clone();
+    let spray = rules.lockout_spray_threshold as i32;
     let found = state
         .store
-        .run(move |conn| match users::find_by_login(conn, &lookup) {
-            Ok(user) => {
-                let security = security::find(conn, &user.id)?;
-                Ok(Some((user, security)))
-            }
-            Err(StoreError::NotFound) => Ok(None),
-            Err(other) => Err(other),
+        .run(move |conn| {
+            let at = now();
+            let account = match users::find_by_login(conn, &lookup) {
+                Ok(user) => {
+                    let security = security::find(conn, &user.id)?;
+                    Some((user, security))
+                }
+                Err(StoreError::NotFound) => None,
+                Err(other) => return Err(other),
+            };
+            let address = throttles::find(conn, &address_key, at)?;
+            let login = throttles::find(conn, &login_key, at)?;
+            let sprayed = login.as_ref().is_some_and(|l| l.failures >= spray);
+            let known_address = match (&account, &ip) {
+                (Some((user, _)), Some(ip)) if sprayed => {
+                    sessions::signed_in_from(conn, &user.id, ip, at - KNOWN_ADDRESS_SECS)?
+                }
+                _ => false,
+            };
+            Ok(Found {
+                account,
+                address,
+                login,
+                known_address,
+            })
         })
         .await?;
-    let hash = found.as_ref().and_then(|(u, _)| u.password_hash.clone());
-    let password_ok = state
-        .passwords
-        .verify(password.clone(), hash.clone())
-        .await?;
+    let at = now();
     let refuse = |user_id: Option<String>, info: Value| {
         let attempt = attempt.clone();
         state
             .store
             .write(move |conn| record_refusal(conn, &attempt, user_id.as_deref(), info))
     };
-    let Some((user, security)) = found else {
-        state.metrics.login_failed();
-        // The submitted login is not a secret; it says what was tried.
+    // Locked out from here: the password is not even looked at (alike for every login).
+    if let Some(until) = found
+        .address
+        .as_ref()
+        .and_then(|a| a.locked_until)
+        .filter(|u| *u > at)
+    {
+        let user_id = found.account.as_ref().map(|(u, _)| u.id.clone());
         refuse(
-            None,
-            json!({"method": "password", "reason": "unknown account", "login": login}),
+            user_id,
+            json!({"method": "password", "reason": "locked out from this address", "login": login}),
         )
         .await?;
-        return Err(CredentialError::Invalid);
+        state.metrics.login_failed();
+        return Err(CredentialError::Locked {
+            retry_after: until - at,
+        });
+    }
+    let hash = found
+        .account
+        .as_ref()
+        .and_then(|(u, _)| u.password_hash.clone());
+    let password_ok = state
+        .passwords
+        .verify(password.clone(), hash.clone())
+        .await?;
+    let known_id = found.account.as_ref().map(|(u, _)| u.id.clone());
+    let Some((user, security_row)) = found.account.filter(|_| password_ok) else {
+        let (crypto, failed, address) =
+            (state.crypto.clone(), attempt.clone(), keys.address.clone());
+        let keys = ThrottleKeys {
+            address,
+            login: keys.login.clone(),
+        };
+        let tried = login.clone();
+        let counted = state
+            .store
+            .write(move |conn| {
+                let counted = count_wrong_password(
+                    conn,
+                    &crypto,
+                    &rules,
+                    &failed,
+                    &keys,
+                    known_id.as_deref(),
+                    PasswordUse::Login,
+                )?;
+                if known_id.is_none() {
+                    // The submitted login is not a secret; it says what was tried.
+                    record_refusal(
+                        conn,
+                        &failed,
+                        None,
+                        json!({"method": "password", "reason": "unknown account", "login": tried}),
+                    )?;
+                }
+                Ok(counted)
+            })
+            .await?;
+        tracing::info!(target: "latchkey::security", event = "login_failed", failures = counted.failures, locked = counted.locked.is_some(), "wrong password");
+        state.metrics.login_failed();
+        return Err(match counted.locked {
+            Some(retry_after) => {
+                state.metrics.locked_out();
+                tracing::warn!(target: "latchkey::security", event = "login_locked_out", "an address locked out of a login after repeated failures");
+                CredentialError::Locked { retry_after }
+            }
+            None => CredentialError::Invalid,
+        });
     };
-    let at = now();
-    if let Some(retry_after) = locked_for(&user, &security, at) {
+    if let Some(retry_after) = locked_for(&user, &security_row, at) {
         refuse(
             Some(user.id.clone()),
             json!({"method": "password", "reason": "account locked"}),
         )
         .await?;
         return Err(CredentialError::Locked { retry_after });
-    }
-    if !password_ok {
-        let (crypto, rules) = (state.crypto.clone(), state.settings.accounts.clone());
-        let (user_id, failed) = (user.id.clone(), attempt.clone());
-        let locked = state
-            .store
-            .run(move |conn| {
-                record_failure(conn, &crypto, &rules, &failed, &user_id, Failure::Password)
-            })
-            .await?;
-        tracing::info!(target: "latchkey::security", event = "login_failed", user_id = %user.id, locked = locked.is_some(), "wrong password");
-        state.metrics.login_failed();
-        return Err(match locked {
-            Some(retry_after) => {
-                state.metrics.locked_out();
-                tracing::warn!(target: "latchkey::security", event = "account_locked", user_id = %user.id, "account locked after repeated failures");
-                CredentialError::Locked { retry_after }
-            }
-            None => CredentialError::Invalid,
-        });
     }
     if user.status != "active" {
         refuse(
@@ -307,6 +493,36 @@ pub async fn verify_credentials(
         )
         .await?;
         return Err(CredentialError::Disabled);
+    }
+    let sprayed = found
+        .login
+        .as_ref()
+        .filter(|l| l.failures >= spray)
+        .map(|l| l.window_start + rules.lockout_window_secs as i64 - at);
+    if let Some(retry_after) = sprayed.filter(|_| !security_row.mfa_enabled && !found.known_address)
+    {
+        refuse(
+            Some(user.id.clone()),
+            json!({
+                "method": "password",
+                "reason": "many failed passwords from many addresses: a password alone is not enough from a new address",
+            }),
+        )
+        .await?;
+        tracing::warn!(target: "latchkey::security", event = "login_sprayed", user_id = %user.id, "password refused from a new address while the login is sprayed");
+        return Err(CredentialError::Locked {
+            retry_after: retry_after.max(1),
+        });
+    }
+    if security_row.mfa_enabled
+        && let Some(retry_after) = second_factor_locked_for(&security_row, at)
+    {
+        refuse(
+            Some(user.id.clone()),
+            json!({"method": "mfa", "reason": "second factor locked"}),
+        )
+        .await?;
+        return Err(CredentialError::Locked { retry_after });
     }
     let user_id = user.id.clone();
     let upgrade = hash
@@ -318,8 +534,8 @@ pub async fn verify_credentials(
     };
     state
         .store
-        .run(move |conn| {
-            record_success(conn, &user_id)?;
+        .write(move |conn| {
+            forgive_password_failures(conn, &user_id, &keys.address)?;
             if let Some(hash) = new_hash {
                 users::set_password_hash(conn, &user_id, &hash, now())?;
                 tracing::info!(%user_id, "password hash upgraded to the current parameters");
@@ -327,12 +543,47 @@ pub async fn verify_credentials(
             Ok(())
         })
         .await?;
-    Ok(Verified { user, security })
+    Ok(Verified {
+        user,
+        security: security_row,
+    })
 }
 
-/// Checks the password of a signed-in person before a sensitive change (MFA off, new recovery
-/// codes, new password or address). A wrong one counts toward the lockout and is written to the
-/// audit log; a right one clears the failure counter, as a login does.
+/// Forgives the failed passwords of a login from one address (the right password came from
+/// there), and the account's informational count of them.
+fn forgive_password_failures(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    address_key: &str,
+) -> Result<(), StoreError> {
+    throttles::clear(conn, address_key)?;
+    let mut row = security::find(conn, user_id)?;
+    if row.failed_login_count != 0 || row.failed_login_window_start.is_some() {
+        row.failed_login_count = 0;
+        row.failed_login_window_start = None;
+        security::save(conn, &row)?;
+    }
+    Ok(())
+}
+
+/// Forgets every failure counted against an account (its passwords from every address, its
+/// second factor) and lifts the lockouts they set; never an administrator's lock. For an
+/// unlock by an administrator, and for a password reset from a mailed link.
+pub fn forgive_all_failures(conn: &mut AnyConnection, user_id: &str) -> Result<(), StoreError> {
+    throttles::clear_user(conn, user_id)?;
+    let mut row = security::find(conn, user_id)?;
+    row.failed_login_count = 0;
+    row.failed_login_window_start = None;
+    row.mfa_failed_count = 0;
+    row.mfa_failed_window_start = None;
+    row.mfa_locked_until = None;
+    security::save(conn, &row)
+}
+
+/// Checks the password of a signed-in person before a sensitive change (MFA on or off, new
+/// recovery codes, new password or address). A wrong one counts as a login's would (from this
+/// address, for this account's username) and is written to the audit log; a right one
+/// forgives them.
 pub async fn confirm_password(
     state: &AppState,
     user_id: &str,
@@ -340,45 +591,55 @@ pub async fn confirm_password(
     actor: &Actor,
 ) -> Result<(), CredentialError> {
     let id = user_id.to_owned();
-    let hash = state
+    let user = state.store.run(move |conn| users::find(conn, &id)).await?;
+    let keys = ThrottleKeys::new(&state.crypto, &user.username, actor.ip_address.as_deref());
+    let address_key = keys.address.clone();
+    let locked = state
         .store
-        .run(move |conn| users::find(conn, &id))
+        .run(move |conn| throttles::find(conn, &address_key, now()))
         .await?
-        .password_hash;
+        .and_then(|row| row.locked_until)
+        .filter(|until| *until > now());
+    if let Some(until) = locked {
+        return Err(CredentialError::Locked {
+            retry_after: until - now(),
+        });
+    }
+    let attempt = Attempt {
+        actor: actor.clone(),
+        client_id: None,
+    };
+    let (crypto, rules, id) = (
+        state.crypto.clone(),
+        state.settings.accounts.clone(),
+        user_id.to_owned(),
+    );
     if state
         .passwords
-        .verify(SecretString::from(password.to_owned()), hash)
+        .verify(SecretString::from(password.to_owned()), user.password_hash)
         .await?
     {
-        let id = user_id.to_owned();
         state
             .store
-            .run(move |conn| record_success(conn, &id))
+            .write(move |conn| forgive_password_failures(conn, &id, &keys.address))
             .await?;
         return Ok(());
     }
-    let (crypto, rules) = (state.crypto.clone(), state.settings.accounts.clone());
-    let (id, attempt) = (
-        user_id.to_owned(),
-        Attempt {
-            actor: actor.clone(),
-            client_id: None,
-        },
-    );
-    match state
+    let counted = state
         .store
-        .run(move |conn| {
-            record_failure(
+        .write(move |conn| {
+            count_wrong_password(
                 conn,
                 &crypto,
                 &rules,
                 &attempt,
-                &id,
-                Failure::Reauthentication,
+                &keys,
+                Some(&id),
+                PasswordUse::Reauthentication,
             )
         })
-        .await?
-    {
+        .await?;
+    match counted.locked {
         Some(retry_after) => Err(CredentialError::Locked { retry_after }),
         None => Err(CredentialError::Invalid),
     }
@@ -397,8 +658,9 @@ pub struct SignIn<'a> {
     pub step_up: bool,
 }
 
-/// Writes `login_succeeded` and queues the `user.login` webhooks: call it in the transaction
-/// that starts (or steps up) the session, once every factor is done.
+/// Writes `login_succeeded` and queues the `user.login` webhooks, and forgives the account's
+/// wrong second-factor codes (only a completed sign-in does): call it in the transaction that
+/// starts (or steps up) the session, once every factor is done.
 pub fn record_login(
     conn: &mut AnyConnection,
     crypto: &Crypto,
@@ -406,6 +668,12 @@ pub fn record_login(
     sign_in: &SignIn<'_>,
 ) -> Result<(), StoreError> {
     let user = sign_in.user;
+    let mut row = security::find(conn, &user.id)?;
+    if row.mfa_failed_count != 0 || row.mfa_failed_window_start.is_some() {
+        row.mfa_failed_count = 0;
+        row.mfa_failed_window_start = None;
+        security::save(conn, &row)?;
+    }
     let method = if sign_in.amr.iter().any(|m| m == "otp") {
         "mfa"
     } else {

@@ -3,7 +3,8 @@
 //! Setting up stores the new secret, sealed, in a setup challenge until a code from the
 //! authenticator confirms it. A TOTP code is accepted once (the last accepted time step is
 //! kept); recovery codes are single-use and stored as keyed hashes. Wrong codes count toward
-//! the account lockout like wrong passwords. Every change (on, off, new recovery codes), every
+//! a lockout of the second factor, kept apart from passwords. Starting a setup needs the
+//! password, as turning MFA off does. Every change (on, off, new recovery codes), every
 //! recovery code spent and every wrong code is written to the audit log in the transaction of
 //! the change.
 
@@ -272,18 +273,20 @@ fn matching_step(secret: Secret, code: &str) -> Option<u64> {
 
 /// Confirms a setup with a code from the authenticator: MFA is on from now (`mfa_enabled` in
 /// the audit log, by `actor` or, for a request without a signed-in person, by the account).
-/// Returns the user id. Call it inside a transaction.
+/// With `owner`, a setup of any other account is unknown here. Returns the user id. Call it
+/// inside a transaction.
 pub fn confirm_setup(
     conn: &mut AnyConnection,
     crypto: &Crypto,
     setup_token: &str,
     code: &str,
+    owner: Option<&str>,
     actor: &Actor,
 ) -> Result<String, MfaError> {
     let hash = crypto.hash_token(setup_token).0;
     let challenge = match rows::find_challenge(conn, &hash, "setup", now()) {
-        Ok(challenge) => challenge,
-        Err(StoreError::NotFound) => return Err(MfaError::UnknownChallenge),
+        Ok(challenge) if owner.is_none_or(|owner| owner == challenge.user_id) => challenge,
+        Ok(_) | Err(StoreError::NotFound) => return Err(MfaError::UnknownChallenge),
         Err(other) => return Err(other.into()),
     };
     let payload: SetupPayload = from_json("mfa_challenges.payload", &challenge.payload)?;
@@ -415,17 +418,20 @@ where
         .await?
 }
 
-/// Turns MFA on with a setup token and a code from the authenticator ([`confirm_setup`]) and
-/// mails the account's owner. Returns whose account it was.
+/// Turns MFA on with a setup token and a code from the authenticator ([`confirm_setup`], for
+/// `owner`'s account only when given) and mails the account's owner. Returns whose account it
+/// was.
 pub async fn enable(
     state: &AppState,
     setup_token: &str,
     code: &str,
+    owner: Option<&str>,
     actor: &Actor,
 ) -> Result<String, MfaError> {
     let (token, code, actor) = (setup_token.to_owned(), code.to_owned(), actor.clone());
+    let owner = owner.map(str::to_owned);
     let user_id = change_and_notify(state, EmailKind::MfaEnabled, move |conn, crypto| {
-        let user_id = confirm_setup(conn, crypto, &token, &code, &actor)?;
+        let user_id = confirm_setup(conn, crypto, &token, &code, owner.as_deref(), &actor)?;
         Ok((user_id.clone(), user_id))
     })
     .await?;
@@ -544,7 +550,7 @@ pub enum SecondFactorError {
 }
 
 /// Checks the code of a pending login and spends its `mfa_token`; wrong codes count toward the
-/// lockout like wrong passwords (`mfa_failed`, and `account_locked` when they lock it), a spent
+/// second factor's own lockout (`mfa_failed`, and `account_locked` when they lock it), a spent
 /// recovery code is `mfa_recovery_code_used`, each in the transaction of the change. Returns
 /// the user and what the login carried (the sign-in itself is recorded when its session
 /// starts).
@@ -554,7 +560,7 @@ pub async fn complete_second_factor(
     code: &str,
     attempt: &Attempt,
 ) -> Result<(String, LoginChallenge), SecondFactorError> {
-    use crate::accounts::login::{Failure, locked_for, record_failure, record_success};
+    use crate::accounts::login::{count_wrong_code, locked_for, second_factor_locked_for};
     let crypto = state.crypto.clone();
     let rules = state.settings.accounts.clone();
     let (token, code, attempt) = (mfa_token.to_owned(), code.to_owned(), attempt.clone());
@@ -567,7 +573,10 @@ pub async fn complete_second_factor(
             };
             let user = crate::store::users::find(conn, &user_id)?;
             let security_row = security::find(conn, &user_id)?;
-            if let Some(retry_after) = locked_for(&user, &security_row, now()) {
+            let at = now();
+            if let Some(retry_after) = locked_for(&user, &security_row, at)
+                .or_else(|| second_factor_locked_for(&security_row, at))
+            {
                 return Ok(Err(SecondFactorError::Locked { retry_after }));
             }
             match verify_code(conn, &crypto, &user_id, &code) {
@@ -575,7 +584,6 @@ pub async fn complete_second_factor(
                     if !complete_login_challenge(conn, &crypto, &token)? {
                         return Ok(Err(SecondFactorError::UnknownChallenge));
                     }
-                    record_success(conn, &user_id)?;
                     if factor == Factor::RecoveryCode {
                         let remaining = rows::unused_recovery_codes(conn, &user_id)?;
                         audit::record(
@@ -592,14 +600,7 @@ pub async fn complete_second_factor(
                 }
                 Err(MfaError::WrongCode) => {
                     tracing::info!(target: "latchkey::security", event = "mfa_failed", %user_id, "wrong second-factor code");
-                    let locked = record_failure(
-                        conn,
-                        &crypto,
-                        &rules,
-                        &attempt,
-                        &user_id,
-                        Failure::SecondFactor,
-                    )?;
+                    let locked = count_wrong_code(conn, &crypto, &rules, &attempt, &user_id)?;
                     Ok(Err(match locked {
                         Some(retry_after) => SecondFactorError::Locked { retry_after },
                         None => SecondFactorError::WrongCode,

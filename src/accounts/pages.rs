@@ -122,20 +122,21 @@ async fn account(
     account_page(&state, &http, &user_id, StatusCode::OK, notice, None).await
 }
 
-/// An empty form (only its CSRF token).
-#[derive(Debug, Deserialize)]
-struct EmptyForm {}
-
-/// `POST /account/mfa/setup`: a new secret, its QR code and the recovery codes.
+/// `POST /account/mfa/setup` (needs the password): a new secret, its QR code and the
+/// recovery codes.
 async fn mfa_setup(
     state: web::Data<AppState>,
     http: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, PageError> {
-    let _: EmptyForm = read_form(&state, &http, payload).await?;
+    let form: PasswordForm = read_form(&state, &http, payload).await?;
     let Some(user_id) = signed_in(&state, &http).await? else {
         return Ok(to_login());
     };
+    let by = actor(&http, Some(&user_id));
+    if let Err(error) = confirm_password(&state, &user_id, &form.password, &by).await {
+        return password_refused(&state, &http, &user_id, error).await;
+    }
     let handles = state.handles();
     let id = user_id.clone();
     let setup = state
@@ -195,11 +196,8 @@ async fn mfa_confirm(
         return Ok(to_login());
     };
     let by = actor(&http, Some(&user_id));
-    match mfa::enable(&state, &form.setup_token, &form.code, &by).await {
-        Ok(confirmed_for) if confirmed_for == user_id => Ok(to_account("mfa-on")),
-        Ok(_) => Err(PageError::bad_request(
-            "This setup belongs to another account.",
-        )),
+    match mfa::enable(&state, &form.setup_token, &form.code, Some(&user_id), &by).await {
+        Ok(_) => Ok(to_account("mfa-on")),
         Err(MfaError::WrongCode) => {
             let handles = state.handles();
             let token = form.setup_token.clone();

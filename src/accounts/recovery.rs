@@ -186,8 +186,9 @@ pub async fn reset_token_expiry(
     Ok(found)
 }
 
-/// Sets a new password with a reset token: the token is spent, the lockout cleared, and every
-/// session and refresh token of the account revoked; `password_reset` in the audit log, by the
+/// Sets a new password with a reset token: the token is spent, the failures counted against
+/// the account forgiven (never an administrator's lock), and every session and refresh token of
+/// the account revoked; `password_reset` in the audit log, by the
 /// account from the request's address.
 pub async fn reset_password(
     state: &AppState,
@@ -226,11 +227,11 @@ pub async fn reset_password(
                 return Ok(false);
             }
             users::set_password_hash(conn, &user.id, &password_hash, at)?;
+            // The failures counted against the account are forgiven; an administrator's lock
+            // is not theirs to lift, and stays.
+            crate::accounts::login::forgive_all_failures(conn, &user.id)?;
             let mut row = security::find(conn, &user.id)?;
             row.password_changed_at = Some(at);
-            row.failed_login_count = 0;
-            row.failed_login_window_start = None;
-            row.locked_until = None;
             security::save(conn, &row)?;
             let ended = end_other_sessions(
                 conn,

@@ -40,6 +40,9 @@ pub enum CreateUserError {
     /// The email address is taken.
     #[error("the email address is already in use")]
     EmailTaken,
+    /// The username is an address other than the account's own.
+    #[error("a username that is an address must be the account's own address")]
+    UsernameIsAnotherAddress,
     /// A named role does not exist.
     #[error("there is no role named `{0}`")]
     UnknownRole(String),
@@ -59,6 +62,9 @@ pub fn create_user(
     conn: &mut AnyConnection,
     mut user: NewUser,
 ) -> Result<CreatedUser, CreateUserError> {
+    if user.username.is_address_other_than(&user.email) {
+        return Err(CreateUserError::UsernameIsAnotherAddress);
+    }
     user.roles.sort();
     user.roles.dedup();
     write_transaction(conn, |conn| {

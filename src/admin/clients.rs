@@ -132,6 +132,37 @@ fn conflict(error: StoreError) -> AdminError {
     }
 }
 
+/// The URLs of a registration this server will call (`jwks_uri`, `backchannel_logout_uri`)
+/// must be targets outbound requests may reach.
+fn check_outbound_targets(
+    handles: &Handles,
+    registration: &crate::oauth::clients::ClientRegistration,
+) -> Result<(), AdminError> {
+    let allow = handles.settings.outbound.allow_private_networks;
+    for (field, url) in [
+        ("jwks_uri", &registration.jwks_uri),
+        (
+            "backchannel_logout_uri",
+            &registration.backchannel_logout_uri,
+        ),
+    ] {
+        if let Some(url) = url {
+            crate::http::outbound::check_target(url, allow)
+                .map_err(|e| AdminError::invalid(field, e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The scopes of a client that are permissions (`users:read`, `*`): a token of the client
+/// can carry them, so only a caller who holds them may register or reshape it. OpenID scopes
+/// (`openid`, `profile`, ...) are no permission and pass.
+fn permission_scopes(scope: &str) -> impl Iterator<Item = &str> {
+    scope
+        .split_ascii_whitespace()
+        .filter(|token| crate::domain::Permission::parse(token).is_ok())
+}
+
 /// A client's view for administrators: the public metadata and whether it is built in.
 fn admin_view(view: &ClientView) -> Value {
     let mut value = serde_json::to_value(view).expect("plain data");
@@ -180,6 +211,9 @@ pub fn create(
     input: ClientInput,
 ) -> Result<Value, AdminError> {
     let registration = input.validate()?;
+    check_outbound_targets(handles, &registration)?;
+    let scope = registration.scope.to_string();
+    caller.ensure_holds(permission_scopes(&scope))?;
     let view = create_client(conn, &handles.crypto, registration)?;
     audit::record(
         conn,
@@ -249,6 +283,11 @@ pub fn update(
     let input: ClientInput = serde_json::from_value(Value::Object(merged))
         .map_err(|e| AdminError::invalid("body", e.to_string()))?;
     let registration = input.validate()?;
+    check_outbound_targets(handles, &registration)?;
+    // Whoever reshapes a client (its redirects, its secret, its scope) can obtain what it
+    // mints, before and after: they must hold all of it.
+    caller.ensure_holds(permission_scopes(&before.scope))?;
+    caller.ensure_holds(permission_scopes(&registration.scope.to_string()))?;
     let view = update_client(conn, &handles.crypto, client_id, registration).map_err(conflict)?;
     audit::record(
         conn,
@@ -292,12 +331,13 @@ pub fn rotate(
     caller: &Caller,
     client_id: &str,
 ) -> Result<Value, AdminError> {
-    find_view(conn, client_id)?;
+    let before = find_view(conn, client_id)?;
     if client_id == FIRST_PARTY_CLIENT_ID {
         return Err(AdminError::Conflict(
             "The built-in first-party client has no secret".into(),
         ));
     }
+    caller.ensure_holds(permission_scopes(&before.scope))?;
     let Some(secret) = rotate_secret(conn, &handles.crypto, client_id).map_err(conflict)? else {
         return Err(AdminError::Conflict(
             "This client does not authenticate with a secret".into(),

@@ -32,6 +32,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("webhooks:read", "Read webhooks and their deliveries"),
     ("webhooks:write", "Create, update, test and delete webhooks"),
     ("keys:write", "Rotate signing keys"),
+    (
+        "system:read",
+        "Read the health figures (pool, timings, keys, workers)",
+    ),
 ];
 
 /// The category of a permission: its resource part.

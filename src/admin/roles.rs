@@ -103,11 +103,10 @@ fn description(value: Option<Option<String>>) -> Result<Option<String>, AdminErr
     match value {
         None => Ok(None),
         Some(None) => Ok(Some(String::new())),
-        Some(Some(text)) if text.chars().count() > 500 => Err(AdminError::invalid(
-            "description",
-            "must be at most 500 characters",
-        )),
-        Some(Some(text)) => Ok(Some(text.trim().to_owned())),
+        Some(Some(text)) => crate::domain::text::line(&text, 500)
+            .map(Option::unwrap_or_default)
+            .map(Some)
+            .map_err(|e| AdminError::invalid("description", e.0)),
     }
 }
 

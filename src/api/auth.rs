@@ -44,18 +44,16 @@ pub struct RegisterRequest {
     last_name: Option<String>,
 }
 
-/// Validates a name field (optional, at most 100 characters).
+/// Validates a name field (optional, one line of at most 100 characters).
 pub fn name_field(
     field: &str,
     value: &Option<String>,
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
-    let value = present(value)?;
-    if value.chars().count() > 100 {
-        errors.push(FieldError::new(field, "must be at most 100 characters"));
-        return None;
-    }
-    Some(value.to_owned())
+    crate::domain::text::line(value.as_deref()?, 100)
+        .map_err(|e| errors.push(FieldError::new(field, e.0)))
+        .ok()
+        .flatten()
 }
 
 /// `POST /api/v1/auth/register`: creates an account with the `user` role (`user_registered`
@@ -185,6 +183,9 @@ pub async fn register(
         CreateUserError::EmailTaken => {
             ApiError::conflict("The email address is already registered")
                 .with_details(json!([{"field": "email", "message": "is already registered"}]))
+        }
+        CreateUserError::UsernameIsAnotherAddress => {
+            ApiError::validation(vec![FieldError::new("username", e.to_string())])
         }
         CreateUserError::UnknownRole(_) | CreateUserError::Store(_) => {
             ApiError::from(anyhow::anyhow!("registration failed: {e}"))
@@ -450,10 +451,18 @@ impl Authenticated {
     }
 }
 
-/// A new access token for the grant of a still-valid one, while the grant has a live refresh
-/// token (the session is still open).
+/// A new access token for the grant of a still-valid first-party one, while the grant has a
+/// live refresh token (the session is still open). Another client's token is never renewed
+/// here: that would turn a leaked short-lived token into one that never ends.
 async fn reissue(state: &AppState, caller: &Authenticated) -> Result<HttpResponse, ApiError> {
     let claims = &caller.active.claims;
+    if claims.client_id != crate::accounts::first_party::FIRST_PARTY_CLIENT_ID {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "Only tokens of Latchkey's own sign-in are renewed with a bearer token: use the refresh token",
+        ));
+    }
     let grant_id = claims
         .gid
         .clone()

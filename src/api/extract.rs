@@ -246,15 +246,17 @@ pub async fn authorize(
     actix_web::Error,
 > {
     use actix_web::ResponseError;
-    let checked = match request.extract::<Authenticated>().await {
-        Ok(auth) => match current_permissions(&request, auth).await {
+    let state = request.app_data::<web::Data<AppState>>().cloned();
+    let checked = match (request.extract::<Authenticated>().await, state) {
+        (Ok(auth), Some(state)) => match current_permissions(&state, auth).await {
             Ok(auth) => permissions
                 .iter()
                 .try_for_each(|p| auth.require(p))
                 .map(|()| auth),
             Err(error) => Err(error),
         },
-        Err(error) => Err(error),
+        (Ok(_), None) => Err(ApiError::internal()),
+        (Err(error), _) => Err(error),
     };
     match checked {
         Ok(auth) => {
@@ -269,16 +271,13 @@ pub async fn authorize(
 
 /// Narrows a user token's permissions to those its user holds now (one read), so that a
 /// demotion takes effect on the admin API at once rather than when the token expires.
-async fn current_permissions(
-    request: &actix_web::dev::ServiceRequest,
+pub async fn current_permissions(
+    state: &AppState,
     mut auth: Authenticated,
 ) -> Result<Authenticated, ApiError> {
     if !auth.active.claims.has_user() {
         return Ok(auth);
     }
-    let state = request
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(ApiError::internal)?;
     let subject = auth.active.claims.sub.clone();
     let held = state
         .store

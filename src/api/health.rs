@@ -3,14 +3,17 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::api::error::ApiError;
+use crate::api::extract::{Authenticated, current_permissions};
 use crate::domain::{Timestamp, now};
 use crate::startup::AppState;
 use crate::store::PoolState;
+use crate::workers::WorkerStatus;
 
 /// The version reported by every health and info endpoint.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -77,39 +80,84 @@ fn round_ms(elapsed: Duration) -> f64 {
 }
 
 /// `GET /health/detailed`: 200 with the checks, or 503 in the error form with the checks in
-/// `details` when the database cannot be reached.
+/// `details` when the database cannot be reached. Anyone sees each check's status; the
+/// figures behind them (pool, timings, keys, workers, uptime) are for callers holding
+/// `system:read`, and for the `metrics_bind` listener.
 #[utoipa::path(
     get,
     path = crate::paths::HEALTH_DETAILED,
     tag = "system",
+    description = "Each check's status for anyone; with a token holding `system:read` (or on the \
+`metrics_bind` listener) also the pool, timings, signing keys, workers and uptime. `status` is \
+`degraded` when a background worker stopped or stalled.",
     responses(
-        (status = 200, description = "Healthy, with the checks", body = schema::DetailedHealth),
+        (status = 200, description = "Healthy or degraded, with the checks", body = schema::DetailedHealth),
+        (status = 401, description = "A token was sent and is not valid", body = crate::api::openapi::ApiErrorBody),
         (status = 503, description = "The database cannot be reached: the checks are in `details`", body = crate::api::openapi::ApiErrorBody),
     ),
-    security(()),
+    security((), ("bearer" = ["system:read"])),
 )]
-pub async fn detailed(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let database = check_database(&state).await;
-    let keys = state.keys.current();
-    let checks = json!({
-        "database": database,
-        "signing_keys": {
-            "status": "healthy",
-            "published": keys.published_count(),
-        },
-    });
+pub async fn detailed(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let full = if request.headers().contains_key(AUTHORIZATION) {
+        let caller = Authenticated::extract(&request).await?;
+        let caller = current_permissions(&state, caller).await?;
+        caller.require(SYSTEM_READ).is_ok()
+    } else {
+        false
+    };
+    detailed_view(&state, full).await
+}
+
+/// `GET /health/detailed` on the `metrics_bind` listener: the full view without a token.
+pub async fn detailed_open(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    detailed_view(&state, true).await
+}
+
+/// The permission that shows the figures of `/health/detailed`.
+const SYSTEM_READ: &str = "system:read";
+
+async fn detailed_view(state: &AppState, full: bool) -> Result<HttpResponse, ApiError> {
+    let database = check_database(state).await;
+    let workers = state.workers.report();
+    let workers_status = if workers.iter().all(|w| w.status == WorkerStatus::Healthy) {
+        "healthy"
+    } else {
+        "unhealthy"
+    };
+    let checks = if full {
+        json!({
+            "database": database,
+            "signing_keys": {
+                "status": "healthy",
+                "published": state.keys.current().published_count(),
+            },
+            "workers": { "status": workers_status, "workers": workers },
+        })
+    } else {
+        json!({
+            "database": { "status": database.status },
+            "signing_keys": { "status": "healthy" },
+            "workers": { "status": workers_status },
+        })
+    };
     if database.status != "healthy" {
         return Err(ApiError::unavailable().with_details(json!({ "checks": checks })));
     }
+    let mut body = json!({
+        "status": if workers_status == "healthy" { "healthy" } else { "degraded" },
+        "timestamp": Timestamp(now()),
+        "version": VERSION,
+        "checks": checks,
+    });
+    if full {
+        body["uptime"] = json!(state.started_at.elapsed().as_secs());
+    }
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(json!({
-            "status": "healthy",
-            "timestamp": Timestamp(now()),
-            "version": VERSION,
-            "uptime": state.started_at.elapsed().as_secs(),
-            "checks": checks,
-        })))
+        .json(body))
 }
 
 /// `GET /api/v1/system/health` in seed 000's shape; 503 in the error form when unhealthy.
@@ -169,24 +217,44 @@ pub mod schema {
         pub max: u32,
     }
 
-    /// The database check.
+    /// The database check (the figures for `system:read` only).
     #[derive(ToSchema)]
     pub struct DatabaseHealth {
         /// `healthy` or `unhealthy`.
         pub status: String,
         /// `sqlite` or `postgres`.
-        pub backend: String,
+        pub backend: Option<String>,
         pub response_time_ms: Option<f64>,
         pub error: Option<String>,
-        pub connection_pool: PoolFigures,
+        pub connection_pool: Option<PoolFigures>,
     }
 
     /// The signing keys check.
     #[derive(ToSchema)]
     pub struct KeysHealth {
         pub status: String,
-        /// Keys in the JWK Set.
-        pub published: u64,
+        /// Keys in the JWK Set (for `system:read` only).
+        pub published: Option<u64>,
+    }
+
+    /// One background worker (for `system:read` only).
+    #[derive(ToSchema)]
+    pub struct WorkerHealth {
+        /// `outbox`, `housekeeping` or `keys`.
+        pub name: String,
+        /// `healthy`, `stalled` or `stopped`.
+        pub status: String,
+        pub last_beat_at: Timestamp,
+        /// Panics caught (and the worker restarted) since this instance started.
+        pub panics: u64,
+    }
+
+    /// The background workers check.
+    #[derive(ToSchema)]
+    pub struct WorkersHealth {
+        /// `healthy` when every worker runs and beats, else `unhealthy`.
+        pub status: String,
+        pub workers: Option<Vec<WorkerHealth>>,
     }
 
     /// The checks of `/health/detailed`.
@@ -194,16 +262,18 @@ pub mod schema {
     pub struct HealthChecks {
         pub database: DatabaseHealth,
         pub signing_keys: KeysHealth,
+        pub workers: WorkersHealth,
     }
 
     /// Seed 001's detailed health.
     #[derive(ToSchema)]
     pub struct DetailedHealth {
+        /// `healthy`, or `degraded` when a worker stopped or stalled.
         pub status: String,
         pub timestamp: Timestamp,
         pub version: String,
-        /// Seconds since this instance started.
-        pub uptime: u64,
+        /// Seconds since this instance started (for `system:read` only).
+        pub uptime: Option<u64>,
         pub checks: HealthChecks,
     }
 

@@ -44,15 +44,19 @@ fn mfa_error(error: MfaError) -> ApiError {
     }
 }
 
-/// `{"method": "totp", "label"}`.
+/// `{"password", "method": "totp", "label"}`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupRequest {
+    /// The account's password: enrolling a second factor needs a fresh proof, as turning it
+    /// off does, so that a stolen access token cannot bind the thief's authenticator.
+    password: Option<String>,
     method: Option<String>,
     label: Option<String>,
 }
 
-/// `POST /auth/mfa/setup`: a new TOTP secret, its QR code and ten recovery codes.
+/// `POST /auth/mfa/setup` (needs the password): a new TOTP secret, its QR code and ten
+/// recovery codes.
 #[utoipa::path(
     post,
     path = crate::paths::MFA_SETUP,
@@ -60,24 +64,33 @@ pub struct SetupRequest {
     request_body = SetupRequest,
     responses(
         (status = 200, description = "A TOTP secret to confirm at `/api/v1/auth/mfa/verify-setup`, shown once", body = schema::TotpSetupBody),
+        (status = 401, description = "No valid access token, or a wrong password (`invalid_credentials`)", body = crate::api::openapi::ApiErrorBody),
         (status = 409, description = "`mfa_already_enabled`", body = crate::api::openapi::ApiErrorBody),
-        (status = 422, description = "`method` is not `totp`", body = crate::api::openapi::ApiErrorBody),
+        (status = 422, description = "`password` is missing, or `method` is not `totp`", body = crate::api::openapi::ApiErrorBody),
+        (status = 423, description = "`account_locked` after repeated wrong passwords", body = crate::api::openapi::ApiErrorBody),
     ),
     security(("bearer" = ["profile:write"])),
 )]
 pub async fn setup(
     state: web::Data<AppState>,
+    http: HttpRequest,
     caller: Authenticated,
     ApiJson(body): ApiJson<SetupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("profile:write")?;
+    let mut errors = Vec::new();
+    if body.password.as_deref().is_none_or(str::is_empty) {
+        errors.push(FieldError::new("password", "is required"));
+    }
     if body.method.as_deref().is_some_and(|m| m != "totp") {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "method",
-            "must be totp",
-        )]));
+        errors.push(FieldError::new("method", "must be totp"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
     }
     let user_id = caller.user_id()?.to_owned();
+    let password = body.password.as_deref().unwrap_or_default();
+    confirm_password(&state, &user_id, password, &caller.actor(&http)).await?;
     let label =
         present(&body.label).map(|l| l.replace(':', " ").chars().take(100).collect::<String>());
     let handles = state.handles();
@@ -141,7 +154,7 @@ pub async fn verify_setup(
         body.code.unwrap_or_default(),
     );
     // The setup token says whose account it is.
-    mfa::enable(&state, &token, &code, &actor(&http, None))
+    mfa::enable(&state, &token, &code, None, &actor(&http, None))
         .await
         .map_err(mfa_error)?;
     Ok(HttpResponse::Ok().json(json!({

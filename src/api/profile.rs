@@ -16,7 +16,7 @@ use crate::api::error::{ApiError, FieldError};
 use crate::api::extract::{ApiJson, Authenticated};
 use crate::api::recovery::{confirm_password, new_password_pair};
 use crate::crypto::Crypto;
-use crate::domain::{Timestamp, now};
+use crate::domain::{Timestamp, now, text};
 use crate::events::audit::{self, Actor, AuditEvent};
 use crate::events::email::{self, EmailKind};
 use crate::events::webhooks;
@@ -78,27 +78,19 @@ pub struct MePatch {
     bio: Option<Option<String>>,
 }
 
-/// Validates an optional, nullable text field with a length limit.
+/// Validates an optional, nullable text field with `parse` (a [`crate::domain::text`] rule).
 fn text_change(
     field: &str,
     value: Option<Option<String>>,
-    limit: usize,
+    parse: impl Fn(&str) -> Result<Option<String>, crate::domain::Invalid>,
     errors: &mut Vec<FieldError>,
 ) -> Option<Option<String>> {
     match value {
         None => None,
         Some(None) => Some(None),
-        Some(Some(text)) => {
-            let text = text.trim().to_owned();
-            if text.chars().count() > limit {
-                errors.push(FieldError::new(
-                    field,
-                    format!("must be at most {limit} characters"),
-                ));
-                return None;
-            }
-            Some((!text.is_empty()).then_some(text))
-        }
+        Some(Some(text)) => parse(&text)
+            .map_err(|e| errors.push(FieldError::new(field, e.0)))
+            .ok(),
     }
 }
 
@@ -124,8 +116,8 @@ pub async fn patch_me(
     let user_id = caller.user_id()?.to_owned();
     let mut errors = Vec::new();
     let changes = ProfileChanges {
-        display_name: text_change("name", body.name, 100, &mut errors),
-        bio: text_change("bio", body.bio, 1000, &mut errors),
+        display_name: text_change("name", body.name, |t| text::line(t, 100), &mut errors),
+        bio: text_change("bio", body.bio, |t| text::paragraphs(t, 1000), &mut errors),
         updated_at: Some(now()),
         ..Default::default()
     };

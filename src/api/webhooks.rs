@@ -79,6 +79,13 @@ struct UpdateRequest {
     rotate_secret: Option<bool>,
 }
 
+/// A webhook URL as registered: well-formed, and a target outbound requests may reach.
+fn webhook_url(raw: &str, allow_private: bool) -> Result<WebhookUrl, String> {
+    let url = WebhookUrl::parse(raw)?;
+    crate::http::outbound::check_target(raw, allow_private).map_err(|e| e.to_string())?;
+    Ok(url)
+}
+
 /// Collects the field errors of one body, so a 422 names every field at fault at once.
 #[derive(Default)]
 struct Checks(Vec<FieldError>);
@@ -100,9 +107,9 @@ impl Checks {
 }
 
 impl CreateRequest {
-    fn parse(self) -> Result<NewWebhook, Vec<FieldError>> {
+    fn parse(self, allow_private: bool) -> Result<NewWebhook, Vec<FieldError>> {
         let mut checks = Checks::default();
-        let url = checks.check("url", WebhookUrl::parse(&self.url));
+        let url = checks.check("url", webhook_url(&self.url, allow_private));
         let events = checks.check("events", EventList::parse(self.events));
         let secret = match &self.secret {
             Some(secret) => checks
@@ -131,14 +138,14 @@ impl CreateRequest {
 }
 
 impl UpdateRequest {
-    fn parse(self) -> Result<WebhookUpdate, Vec<FieldError>> {
+    fn parse(self, allow_private: bool) -> Result<WebhookUpdate, Vec<FieldError>> {
         let mut checks = Checks::default();
         let mut update = WebhookUpdate {
             active: self.active,
             ..WebhookUpdate::default()
         };
         if let Some(url) = &self.url {
-            update.url = checks.check("url", WebhookUrl::parse(url));
+            update.url = checks.check("url", webhook_url(url, allow_private));
         }
         if let Some(events) = self.events {
             update.events = checks.check("events", EventList::parse(events));
@@ -287,7 +294,8 @@ async fn create(
     body: Result<ApiJson<CreateRequest>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(WRITE)?;
-    let new = body?.0.parse().map_err(ApiError::validation)?;
+    let allow_private = state.settings.outbound.allow_private_networks;
+    let new = body?.0.parse(allow_private).map_err(ApiError::validation)?;
     let actor = auth.actor(&http);
     let crypto = state.crypto.clone();
     let (webhook, secret) = state
@@ -348,7 +356,8 @@ async fn update(
     body: Result<ApiJson<UpdateRequest>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(WRITE)?;
-    let changes = body?.0.parse().map_err(ApiError::validation)?;
+    let allow_private = state.settings.outbound.allow_private_networks;
+    let changes = body?.0.parse(allow_private).map_err(ApiError::validation)?;
     let (id, actor, crypto) = (id.into_inner(), auth.actor(&http), state.crypto.clone());
     let (webhook, secret) = state
         .store

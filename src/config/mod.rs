@@ -143,12 +143,17 @@ pub struct SmtpSettings {
 /// Account rules: lockout, password policy, token lifetimes.
 #[derive(Debug, Clone)]
 pub struct AccountSettings {
-    /// Failed logins (or second-factor codes) that lock an account…
+    /// Failed passwords for one login from one address (or wrong second-factor codes of one
+    /// account) that lock that address out of that login (or the account's second factor)…
     pub lockout_threshold: u32,
     /// …within this many seconds…
     pub lockout_window_secs: u64,
     /// …for this many seconds.
     pub lockout_duration_secs: u64,
+    /// Failed passwords for one login from all addresses within the window after which a
+    /// password alone no longer signs in from an address the account has not signed in from
+    /// (a second factor still does): the answer to a spray from many addresses.
+    pub lockout_spray_threshold: u32,
     /// Minimum zxcvbn score (0–4) of a new password; 0 turns the check off.
     pub password_min_strength: u8,
     /// Lifetime of password reset links.
@@ -209,6 +214,7 @@ struct RawSettings {
     lockout_threshold: u32,
     lockout_window_secs: u64,
     lockout_duration_secs: u64,
+    lockout_spray_threshold: u32,
     password_min_strength: u8,
     reset_token_ttl_secs: u64,
     verification_token_ttl_secs: u64,
@@ -223,6 +229,7 @@ struct RawSettings {
     trusted_proxies: Vec<String>,
     metrics_bind: Option<String>,
     metrics_token: Option<String>,
+    outbound: OutboundSettings,
 }
 
 impl Default for RawSettings {
@@ -256,6 +263,7 @@ impl Default for RawSettings {
             lockout_threshold: 5,
             lockout_window_secs: 900,
             lockout_duration_secs: 900,
+            lockout_spray_threshold: 50,
             password_min_strength: 3,
             reset_token_ttl_secs: 3600,
             verification_token_ttl_secs: 86_400,
@@ -270,6 +278,7 @@ impl Default for RawSettings {
             trusted_proxies: Vec::new(),
             metrics_bind: None,
             metrics_token: None,
+            outbound: OutboundSettings::default(),
         }
     }
 }
@@ -410,6 +419,19 @@ pub struct Settings {
     pub trusted_proxies: Vec<ProxyNet>,
     /// Access to `/metrics`.
     pub metrics: MetricsSettings,
+    /// Where outbound requests (webhooks, client keys, back-channel logout) may go.
+    pub outbound: OutboundSettings,
+}
+
+/// Where outbound requests may go (`[outbound]`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundSettings {
+    /// Whether webhook URLs, client `jwks_uri`s and back-channel logout URIs may name
+    /// loopback, link-local or private addresses (on-premise receivers, tests). Off by
+    /// default: such targets are refused at registration and on every address a name
+    /// resolves to when a request connects.
+    pub allow_private_networks: bool,
 }
 
 /// Lifetimes of the things Latchkey issues, in seconds.
@@ -571,6 +593,12 @@ impl RawSettings {
         positive("lockout_threshold", self.lockout_threshold as u64)?;
         positive("lockout_window_secs", self.lockout_window_secs)?;
         positive("lockout_duration_secs", self.lockout_duration_secs)?;
+        if self.lockout_spray_threshold < self.lockout_threshold {
+            return Err(ConfigError::new(
+                "lockout_spray_threshold",
+                "must be at least lockout_threshold",
+            ));
+        }
         positive("reset_token_ttl_secs", self.reset_token_ttl_secs)?;
         positive("welcome_token_ttl_secs", self.welcome_token_ttl_secs)?;
         positive(
@@ -647,6 +675,7 @@ impl RawSettings {
                 lockout_threshold: self.lockout_threshold,
                 lockout_window_secs: self.lockout_window_secs,
                 lockout_duration_secs: self.lockout_duration_secs,
+                lockout_spray_threshold: self.lockout_spray_threshold,
                 password_min_strength: self.password_min_strength,
                 reset_token_ttl_secs: self.reset_token_ttl_secs,
                 verification_token_ttl_secs: self.verification_token_ttl_secs,
@@ -666,6 +695,7 @@ impl RawSettings {
                 bind: metrics_bind,
                 token: self.metrics_token.map(SecretString::from),
             },
+            outbound: self.outbound,
         })
     }
 

@@ -279,10 +279,34 @@ impl RedirectUri {
             return false;
         }
         // Only the port may differ, and everything else is compared as text (RFC 9700 §4.1.3):
-        // no case folding, no path normalisation, no other spelling of the address.
+        // no case folding, no path normalisation, no other spelling of the address. The
+        // presented URI must also be one a browser can follow.
         match (split_loopback(&self.0), split_loopback(presented)) {
-            (Some(registered), Some(presented)) => registered == presented,
+            (Some(registered), Some(presented_parts)) => {
+                registered == presented_parts && url::Url::parse(presented).is_ok()
+            }
             _ => false,
+        }
+    }
+
+    /// Whether the URI points at the machine that opens it: `localhost`, a `*.localhost` name
+    /// (RFC 6761 §6.3) or a loopback or unspecified IP literal.
+    pub fn is_this_machine(&self) -> bool {
+        match url::Url::parse(&self.0)
+            .ok()
+            .and_then(|url| url.host().map(|h| h.to_owned()))
+        {
+            Some(url::Host::Domain(name)) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                name == "localhost" || name.ends_with(".localhost")
+            }
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+            Some(url::Host::Ipv6(ip)) => {
+                ip.is_loopback()
+                    || ip.is_unspecified()
+                    || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+            None => false,
         }
     }
 
@@ -304,7 +328,7 @@ impl fmt::Display for RedirectUri {
 
 /// An `http` URI whose host is a loopback IP literal, split around its port: the text up to the
 /// end of the host and the text after the port. `None` for anything else (another scheme or
-/// host, userinfo, a port that is not digits).
+/// host, userinfo, a port that is not 1 to 65535 in plain digits).
 fn split_loopback(uri: &str) -> Option<(&str, &str)> {
     let after_scheme = uri.strip_prefix("http://")?;
     let authority_end = after_scheme
@@ -329,7 +353,12 @@ fn split_loopback(uri: &str) -> Option<(&str, &str)> {
         return None;
     }
     if let Some(digits) = port.strip_prefix(':') {
-        if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        // A port is 1 to 65535, written without leading zeros: anything else is another
+        // spelling, or no port a listener could hold.
+        let valid = !digits.starts_with('0')
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && digits.parse::<u16>().is_ok_and(|p| p > 0);
+        if !valid {
             return None;
         }
     } else if !port.is_empty() {
@@ -371,6 +400,37 @@ mod tests {
         assert!(v6.matches("http://[::1]:9/cb", ApplicationType::Native));
         let named = RedirectUri::parse("http://localhost/callback").unwrap();
         assert!(!named.matches("http://localhost:51004/callback", ApplicationType::Native));
+        for port in ["0", "65536", "70000", "00080", "080", "+80", ""] {
+            let presented = format!("http://127.0.0.1:{port}/callback");
+            assert!(
+                !r.matches(&presented, ApplicationType::Native),
+                "{presented}"
+            );
+        }
+        assert!(r.matches("http://127.0.0.1:65535/callback", ApplicationType::Native));
+    }
+
+    #[test]
+    fn this_machine_is_localhost_its_subdomains_and_loopback_literals() {
+        for uri in [
+            "https://localhost/cb",
+            "https://LOCALHOST:8443/cb",
+            "https://app.localhost/cb",
+            "https://127.0.0.1/cb",
+            "https://127.1.2.3/cb",
+            "https://[::1]/cb",
+            "https://0.0.0.0/cb",
+            "https://[::ffff:127.0.0.1]/cb",
+        ] {
+            assert!(RedirectUri::parse(uri).unwrap().is_this_machine(), "{uri}");
+        }
+        for uri in [
+            "https://rp.example/cb",
+            "https://localhost.example/cb",
+            "com.example.app:/cb",
+        ] {
+            assert!(!RedirectUri::parse(uri).unwrap().is_this_machine(), "{uri}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod email;
 mod oauth;
 mod permission;
 mod scope;
+pub mod text;
 mod time;
 mod token;
 mod user_query;

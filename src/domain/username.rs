@@ -35,6 +35,13 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether this username is an address other than `email`. A login is looked up by
+    /// username or address, so a username that is someone else's address would let its holder
+    /// stand in for them at the login form: an address may be a username only for its owner.
+    pub fn is_address_other_than(&self, email: &super::Email) -> bool {
+        self.0.contains('@') && !self.0.eq_ignore_ascii_case(email.as_str())
+    }
 }
 
 impl fmt::Display for Username {
@@ -54,5 +61,21 @@ mod tests {
         assert!(Username::parse("ab").is_err());
         assert!(Username::parse("jane doe").is_err());
         assert!(Username::parse("jane<script>").is_err());
+    }
+
+    #[test]
+    fn an_address_is_a_username_only_for_its_owner() {
+        let own = super::super::Email::parse("Nina@example.com").unwrap();
+        assert!(
+            !Username::parse("nina@example.com")
+                .unwrap()
+                .is_address_other_than(&own)
+        );
+        assert!(
+            Username::parse("frank@example.com")
+                .unwrap()
+                .is_address_other_than(&own)
+        );
+        assert!(!Username::parse("nina").unwrap().is_address_other_than(&own));
     }
 }

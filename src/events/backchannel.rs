@@ -111,9 +111,12 @@ pub(crate) async fn deliver(state: &AppState, payload: serde_json::Value) -> Out
         Ok(token) => token,
         Err(error) => return Outcome::Retry(format!("signing: {error}")),
     };
-    let http = match state.http.client() {
+    let http = match state.http.client_for(&notice.uri) {
         Ok(http) => http,
-        Err(error) => return Outcome::Retry(format!("outbound HTTP: {error}")),
+        Err(error) => match error.downcast_ref::<crate::http::outbound::TargetRefused>() {
+            Some(refused) => return Outcome::Reject(format!("refused: {refused}")),
+            None => return Outcome::Retry(format!("outbound HTTP: {error}")),
+        },
     };
     let response = http
         .post(&notice.uri)
@@ -127,12 +130,6 @@ pub(crate) async fn deliver(state: &AppState, payload: serde_json::Value) -> Out
             "the client answered {}",
             response.status().as_u16()
         )),
-        Err(error) if error.is_timeout() => {
-            Outcome::Retry("the client did not answer in time".into())
-        }
-        Err(error) if error.is_connect() => {
-            Outcome::Retry("the client could not be reached".into())
-        }
-        Err(_) => Outcome::Retry("the request to the client failed".into()),
+        Err(error) => Outcome::Retry(crate::http::outbound::describe(&error, "client")),
     }
 }

@@ -15,6 +15,8 @@ use anyhow::Context;
 use rand::Rng;
 use serde::Serialize;
 
+use futures_util::FutureExt;
+
 use super::mailer::{self, Mailer, OutgoingEmail, SendError};
 use crate::config::OutboxSettings;
 use crate::crypto::Crypto;
@@ -22,6 +24,7 @@ use crate::domain::{Timestamp, now};
 use crate::startup::AppState;
 use crate::store::outbox::{self as rows, Failure, OutboxRow};
 use crate::store::{AnyConnection, StoreError};
+use crate::workers::{Heartbeat, panic_text};
 
 /// The kind of an outbox message carrying an [`OutgoingEmail`].
 pub const EMAIL: &str = "email";
@@ -139,17 +142,19 @@ pub fn list(
 /// The worker calls it on every tick; tests and admin tasks may call it directly.
 pub async fn deliver_due(state: &AppState) -> anyhow::Result<usize> {
     let mailer = Mailer::new(&state.settings.mail).context("build the mailer")?;
-    drain(state, &mailer).await
+    drain(state, &mailer, &Heartbeat::detached()).await
 }
 
-/// Delivers due messages every `outbox.poll_interval` until the process stops.
-pub async fn run(state: Arc<AppState>) {
+/// Delivers due messages every `outbox.poll_interval` until the process stops, beating
+/// `heartbeat` on every tick and every message.
+pub async fn run(state: Arc<AppState>, heartbeat: Heartbeat) {
     let mut ticker = tokio::time::interval(state.settings.outbox.poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut mailer = None;
     let mut mailer_error_logged = false;
     loop {
         ticker.tick().await;
+        heartbeat.beat();
         if mailer.is_none() {
             match Mailer::new(&state.settings.mail) {
                 Ok(built) => mailer = Some(built),
@@ -163,7 +168,7 @@ pub async fn run(state: Arc<AppState>) {
             }
         }
         let Some(mailer) = &mailer else { continue };
-        match drain(&state, mailer).await {
+        match drain(&state, mailer, &heartbeat).await {
             Ok(0) => {}
             Ok(delivered) => tracing::debug!(delivered, "outbox messages delivered"),
             Err(error) => tracing::warn!(error = %format!("{error:#}"), "outbox pass failed"),
@@ -173,7 +178,7 @@ pub async fn run(state: Arc<AppState>) {
 }
 
 /// Claims and delivers due messages until none is left that this pass has not tried.
-async fn drain(state: &AppState, mailer: &Mailer) -> anyhow::Result<usize> {
+async fn drain(state: &AppState, mailer: &Mailer, heartbeat: &Heartbeat) -> anyhow::Result<usize> {
     let mut tried = HashSet::new();
     let mut delivered = 0;
     loop {
@@ -194,6 +199,7 @@ async fn drain(state: &AppState, mailer: &Mailer) -> anyhow::Result<usize> {
             if deliver_one(state, mailer, id).await? {
                 delivered += 1;
             }
+            heartbeat.beat();
         }
     }
 }
@@ -227,8 +233,16 @@ async fn deliver_one(state: &AppState, mailer: &Mailer, id: String) -> anyhow::R
     // Bounded well inside the lease, so the outcome is recorded before another instance may
     // claim the message again.
     let limit = Duration::from_secs(lease_secs(state) as u64 / 2);
-    let outcome = match tokio::time::timeout(limit, attempt(state, mailer, &message)).await {
-        Ok(outcome) => outcome,
+    // A deliverer that panics fails its own message, with the reason, and no other: the
+    // worker goes on with the next.
+    let guarded = std::panic::AssertUnwindSafe(attempt(state, mailer, &message)).catch_unwind();
+    let outcome = match tokio::time::timeout(limit, guarded).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(panic)) => {
+            let reason = panic_text(panic.as_ref());
+            tracing::error!(id = %message.id, kind = %message.kind, panic = %reason, "an outbox deliverer panicked");
+            Outcome::Reject(mailer::shorten(&format!("the deliverer failed: {reason}")))
+        }
         Err(_) => Outcome::Retry("delivery timed out".into()),
     };
     let (recorded, delivered) = match outcome {

@@ -196,13 +196,7 @@ pub fn parse_secret(text: &str) -> Result<PlainToken, String> {
 
 /// A description: at most 500 characters; blank means none.
 pub fn parse_description(text: &str) -> Result<Option<String>, String> {
-    let text = text.trim();
-    if text.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(format!(
-            "must be at most {MAX_DESCRIPTION_CHARS} characters"
-        ));
-    }
-    Ok((!text.is_empty()).then(|| text.to_owned()))
+    crate::domain::text::line(text, MAX_DESCRIPTION_CHARS).map_err(|e| e.0)
 }
 
 /// A webhook to create, parsed at the door.
@@ -551,9 +545,12 @@ pub(crate) async fn deliver(state: &AppState, delivery_id: &str, payload: Value)
             "the secret cannot be decrypted with this key_encryption_key".into(),
         );
     };
-    let http = match state.http.client() {
+    let http = match state.http.client_for(&hook.url) {
         Ok(http) => http,
-        Err(error) => return Outcome::Retry(format!("outbound HTTP: {error}")),
+        Err(error) => match error.downcast_ref::<crate::http::outbound::TargetRefused>() {
+            Some(refused) => return Outcome::Reject(format!("refused: {refused}")),
+            None => return Outcome::Retry(format!("outbound HTTP: {error}")),
+        },
     };
     let response = http
         .post(&hook.url)
@@ -576,9 +573,7 @@ pub(crate) async fn deliver(state: &AppState, delivery_id: &str, payload: Value)
             "the receiver answered {}",
             response.status().as_u16()
         )),
-        Err(error) if error.is_timeout() => Some("the receiver did not answer in time".into()),
-        Err(error) if error.is_connect() => Some("the receiver could not be reached".into()),
-        Err(_) => Some("the request to the receiver failed".into()),
+        Err(error) => Some(crate::http::outbound::describe(&error, "receiver")),
     };
     match failure {
         None => {

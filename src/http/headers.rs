@@ -1,8 +1,8 @@
 //! Security headers on every response: a Content-Security-Policy without inline script that
 //! forbids framing, `X-Frame-Options`, `X-Content-Type-Options`, `Referrer-Policy`,
-//! `Permissions-Policy`, and HSTS when the issuer is https. A handler that needs a different
-//! policy (a page that frames the clients' front-channel logout URIs) sets its own header,
-//! which is kept.
+//! `Permissions-Policy`, HSTS when the issuer is https, and `Cache-Control: no-store`. A
+//! handler that needs a different policy (a page that frames the clients' front-channel logout
+//! URIs; the public documents that may be cached) sets its own header, which is kept.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -42,6 +42,10 @@ pub async fn security_headers<B: MessageBody + 'static>(
     set_if_absent(headers, header::X_FRAME_OPTIONS, "DENY");
     set_if_absent(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set_if_absent(headers, header::REFERRER_POLICY, "no-referrer");
+    // Answers are personal (profiles, sessions, audit entries, tokens) or hold one-time
+    // values (CSRF tokens): no shared or browser cache may keep one unless its handler says
+    // it is public.
+    set_if_absent(headers, header::CACHE_CONTROL, "no-store");
     set_if_absent(
         headers,
         HeaderName::from_static("permissions-policy"),

@@ -167,6 +167,61 @@ pub fn client_ip(
     Some(client)
 }
 
+/// Middleware, outermost: rewrites the path to its one canonical spelling before anything
+/// reads it, decoding percent-encoded unreserved characters (`%61` is `a`; RFC 3986 §6.2.2.2
+/// says they are the same path). The router matches decoded paths, so without this the rate
+/// limits, the NUL guard and CORS, which read the path, could be walked around by spelling a
+/// path another way. Reserved and other characters stay encoded, as the router leaves them.
+pub async fn canonical_path<B: actix_web::body::MessageBody + 'static>(
+    mut request: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<actix_web::dev::ServiceResponse<B>, actix_web::Error> {
+    if let Some(path) = decode_unreserved(request.uri().path()) {
+        let mut parts = request.head().uri.clone().into_parts();
+        let query = parts
+            .path_and_query
+            .as_ref()
+            .and_then(|pq| pq.query())
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        if let Ok(path_and_query) = format!("{path}{query}").parse() {
+            parts.path_and_query = Some(path_and_query);
+            if let Ok(uri) = actix_web::http::Uri::from_parts(parts) {
+                request.match_info_mut().get_mut().update(&uri);
+                request.head_mut().uri = uri;
+            }
+        }
+    }
+    next.call(request).await
+}
+
+/// The path with its percent-encoded unreserved characters decoded; `None` when it has none.
+fn decode_unreserved(path: &str) -> Option<String> {
+    if !path.contains('%') {
+        return None;
+    }
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut changed = false;
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'%' && at + 2 < bytes.len() {
+            let hex = &path[at + 1..at + 3];
+            if let Ok(byte) = u8::from_str_radix(hex, 16)
+                && (byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~'))
+            {
+                out.push(byte as char);
+                changed = true;
+                at += 3;
+                continue;
+            }
+        }
+        out.push(bytes[at] as char);
+        at += 1;
+    }
+    changed.then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +260,18 @@ mod tests {
             client_ip(proxy, &HeaderMap::new(), &[]),
             Some("10.0.0.5".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn only_unreserved_characters_are_decoded() {
+        assert_eq!(
+            decode_unreserved("/%61pi/v1/auth/%6Cogin").as_deref(),
+            Some("/api/v1/auth/login")
+        );
+        assert_eq!(decode_unreserved("/a%7Eb%2Dc").as_deref(), Some("/a~b-c"));
+        assert_eq!(decode_unreserved("/api/v1/users"), None);
+        assert_eq!(decode_unreserved("/a%2Fb%00c%25"), None);
+        assert_eq!(decode_unreserved("/x%6"), None);
+        assert_eq!(decode_unreserved("/x%"), None);
     }
 }

@@ -33,23 +33,36 @@ pub fn classify(method: &Method, path: &str) -> Option<Limit> {
     }
 }
 
-/// The login a request body names (`username`, `email` or `login`), lower-cased; empty when
-/// the body does not parse.
+/// The login a request body names, read as the login handlers read it: the first of
+/// `username` and `email` that is not blank, trimmed and lower-cased; empty when there is none
+/// or the body does not parse. Reading it any other way would let a blank `username` beside the
+/// real login in `email` open a fresh bucket on every request.
 pub fn login_of(content_type: &str, body: &[u8]) -> String {
-    let name = if content_type.starts_with("application/json") {
-        serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| {
-                ["username", "email", "login"]
-                    .iter()
-                    .find_map(|k| v.get(*k).and_then(|s| s.as_str()).map(str::to_owned))
-            })
+    const MEMBERS: [&str; 2] = ["username", "email"];
+    let mut found: [Option<String>; 2] = [None, None];
+    if content_type.starts_with("application/json") {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+            for (slot, member) in found.iter_mut().zip(MEMBERS) {
+                *slot = value
+                    .get(member)
+                    .and_then(|s| s.as_str())
+                    .map(str::to_owned);
+            }
+        }
     } else {
-        url::form_urlencoded::parse(body)
-            .find(|(k, _)| k == "username" || k == "email")
-            .map(|(_, v)| v.into_owned())
-    };
-    name.unwrap_or_default().trim().to_lowercase()
+        for (key, value) in url::form_urlencoded::parse(body) {
+            if let Some(at) = MEMBERS.iter().position(|m| *m == key) {
+                found[at].get_or_insert_with(|| value.into_owned());
+            }
+        }
+    }
+    found
+        .iter()
+        .flatten()
+        .map(|name| name.trim())
+        .find(|name| !name.is_empty())
+        .unwrap_or_default()
+        .to_lowercase()
 }
 
 /// The standing as `X-RateLimit-*` headers (seed 000 and seed 003).
@@ -226,5 +239,13 @@ mod tests {
             "bob"
         );
         assert_eq!(login_of("application/json", b"not json"), "");
+        assert_eq!(
+            login_of("application/json", br#"{"username":"  ","email":"IVAN"}"#),
+            "ivan"
+        );
+        assert_eq!(
+            login_of("application/x-www-form-urlencoded", b"username=&email=Ivan"),
+            "ivan"
+        );
     }
 }

@@ -48,6 +48,10 @@ pub struct AccessTokenClaims {
     /// The grant the token belongs to (revoking the grant revokes the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
+    /// A client-credentials token's client epoch: the token stops when the client's scope,
+    /// grant or credentials are cut back (see [`crate::store::clients::ClientRow::token_epoch`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cep: Option<i64>,
 }
 
 impl AccessTokenClaims {
@@ -151,7 +155,12 @@ pub fn lookup(conn: &mut AnyConnection, claims: &AccessTokenClaims) -> Result<Lo
     match &claims.gid {
         Some(gid) => Ok(Lookup::Grant(rows::grant_state(conn, gid, &claims.jti)?)),
         None => Ok(Lookup::ClientOnly {
-            revoked: !rows::client_token_live(conn, &claims.jti, &claims.client_id)?,
+            revoked: !rows::client_token_live(
+                conn,
+                &claims.jti,
+                &claims.client_id,
+                claims.cep.unwrap_or(0),
+            )?,
         }),
     }
 }

@@ -475,7 +475,7 @@ impl ClientKeyCache {
             }
         }
         let response = http
-            .client()?
+            .client_for(uri)?
             .get(uri)
             .header("Accept", "application/json")
             .send()

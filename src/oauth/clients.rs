@@ -157,10 +157,9 @@ fn validate_jwks(jwks: &Value) -> Result<(), ClientFieldError> {
 impl ClientRequest {
     /// Applies the registration rules and defaults.
     pub fn validate(&self) -> Result<ClientRegistration, ClientFieldError> {
-        let name = self.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(bad("client_name", "must be 1 to 200 characters"));
-        }
+        let name = crate::domain::text::line(&self.name, 200)
+            .map_err(|e| bad("client_name", e.0))?
+            .ok_or_else(|| bad("client_name", "must be 1 to 200 characters"))?;
         let application_type = self
             .application_type
             .as_deref()
@@ -202,11 +201,21 @@ impl ClientRequest {
         }
         if grant_types.contains(&GrantType::Implicit) {
             for uri in &redirect_uris {
-                if application_type == ApplicationType::Web && !uri.as_str().starts_with("https://")
-                {
+                if application_type != ApplicationType::Web {
+                    continue;
+                }
+                if !uri.as_str().starts_with("https://") {
                     return Err(bad(
                         "redirect_uris",
                         "web clients using the implicit grant must use https redirect URIs",
+                    ));
+                }
+                // OpenID Connect Registration §2: tokens in a fragment sent to this machine
+                // go to whatever listens on it, not to the registered application.
+                if uri.is_this_machine() {
+                    return Err(bad(
+                        "redirect_uris",
+                        "web clients using the implicit grant must not redirect to localhost or a loopback address",
                     ));
                 }
             }
@@ -406,6 +415,8 @@ pub struct Client {
     pub require_pkce: bool,
     pub backchannel_logout_uri: Option<String>,
     pub frontchannel_logout_uri: Option<String>,
+    /// The epoch its client-credentials tokens are issued under (see [`ClientRow::token_epoch`]).
+    pub token_epoch: i64,
 }
 
 fn parse_stored<T: std::str::FromStr<Err = Invalid>>(
@@ -472,6 +483,7 @@ impl Client {
             require_pkce: row.require_pkce,
             backchannel_logout_uri: row.backchannel_logout_uri,
             frontchannel_logout_uri: row.frontchannel_logout_uri,
+            token_epoch: row.token_epoch,
         })
     }
 
@@ -573,7 +585,27 @@ fn row_of(
         frontchannel_logout_uri: registration.frontchannel_logout_uri,
         created_at,
         updated_at,
+        token_epoch: 0,
     }
+}
+
+/// Whether a change from `before` to `after` takes away anything the client's own tokens were
+/// issued under: a scope, the client-credentials grant, or the credentials that obtained them.
+fn narrows_tokens(before: &ClientRow, after: &ClientRow, secret_replaced: bool) -> bool {
+    let scope_lost = before
+        .scope
+        .split_ascii_whitespace()
+        .any(|s| !after.scope.split_ascii_whitespace().any(|t| t == s));
+    let grants = |row: &ClientRow| {
+        from_json::<Vec<String>>("clients.grant_types", &row.grant_types).unwrap_or_default()
+    };
+    let grant_lost = grants(before).iter().any(|g| !grants(after).contains(g));
+    scope_lost
+        || grant_lost
+        || secret_replaced
+        || before.token_endpoint_auth_method != after.token_endpoint_auth_method
+        || before.jwks != after.jwks
+        || before.jwks_uri != after.jwks_uri
 }
 
 /// Stores a validated registration; the returned view carries the secret, once.
@@ -628,13 +660,15 @@ pub fn update_client(
         None if uses_secret => current.secret_hash.clone(),
         None => None,
     };
-    let row = row_of(
+    let mut row = row_of(
         registration,
         current.id.clone(),
         secret_hash,
         current.created_at,
         now(),
     );
+    row.token_epoch =
+        current.token_epoch + i64::from(narrows_tokens(&current, &row, new_secret.is_some()));
     rows::update(conn, &row)?;
     let mut view = ClientView::from_row(&row)?;
     view.client_secret = new_secret.map(|s| s.expose().to_owned());

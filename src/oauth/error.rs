@@ -25,6 +25,8 @@ pub enum ErrorCode {
     ServerError,
     TemporarilyUnavailable,
     InteractionRequired,
+    /// OpenID Connect Unmet Authentication Requirements 1.0: an essential `acr` cannot be met.
+    UnmetAuthenticationRequirements,
     LoginRequired,
     AccountSelectionRequired,
     ConsentRequired,
@@ -50,6 +52,7 @@ impl ErrorCode {
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::InteractionRequired => "interaction_required",
+            Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             Self::LoginRequired => "login_required",
             Self::AccountSelectionRequired => "account_selection_required",
             Self::ConsentRequired => "consent_required",

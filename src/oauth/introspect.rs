@@ -1,12 +1,13 @@
 //! `POST /oauth/introspect` (RFC 7662): whether a token is active, and what it carries.
 //!
-//! Any authenticated client may ask (resource servers are clients too). Revoked, expired and
-//! unknown tokens are all simply `{"active": false}`.
+//! Any confidential client may ask (resource servers are clients too); a public client, which
+//! proves nothing by naming itself, may not, or anyone could read any token they found (RFC
+//! 7662 §4). Revoked, expired and unknown tokens are all simply `{"active": false}`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use crate::domain::now;
+use crate::domain::{AuthMethod, now};
 use crate::oauth::access_token::{self, TokenError};
 use crate::oauth::client_auth::authenticate_with;
 use crate::oauth::error::{ErrorCode, OAuthError};
@@ -25,7 +26,7 @@ fn inactive() -> Value {
     post,
     path = crate::paths::INTROSPECT,
     tag = "oauth",
-    description = "Token introspection (RFC 7662) of access and refresh tokens, for authenticated clients \
+    description = "Token introspection (RFC 7662) of access and refresh tokens, for confidential clients \
 (as at the token endpoint). Revocation and logout show at once.",
     request_body(content(
         (crate::oauth::schema::IntrospectionForm = "application/x-www-form-urlencoded"),
@@ -56,7 +57,7 @@ pub async fn introspect(
         Some(Err(refused)) => (None, Some(refused)),
         None => (None, None),
     };
-    let (_, read) = authenticate_with(
+    let (client, read) = authenticate_with(
         &state,
         &request,
         &params,
@@ -64,6 +65,12 @@ pub async fn introspect(
         move |conn| Ok(claims.map(|claims| (access_token::lookup(conn, &claims), claims))),
     )
     .await?;
+    if client.auth_method == AuthMethod::None {
+        return Err(OAuthError::invalid_client(
+            "A public client cannot introspect tokens: authenticate as a confidential client",
+            false,
+        ));
+    }
     let token = params
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

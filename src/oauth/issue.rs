@@ -78,6 +78,7 @@ pub fn mint_access_token(
         amr: Some(ctx.authentication.amr.clone()),
         sid: ctx.authentication.session_id.clone(),
         gid: Some(ctx.grant_id.to_owned()),
+        cep: None,
     };
     let keys = state.keys.current();
     let token = access_token::mint(&keys, state.settings.access_token_signing_alg, &claims)?;

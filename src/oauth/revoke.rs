@@ -7,6 +7,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use crate::accounts::first_party::FIRST_PARTY_CLIENT_ID;
 use crate::domain::now;
 use crate::oauth::access_token;
 use crate::oauth::client_auth::authenticate;
@@ -68,9 +69,21 @@ pub async fn revoke(
     match access_token::verify(&keys, &state.settings.issuer, &token) {
         Ok(claims) if claims.client_id == client.id => {
             let (jti, exp) = (claims.jti.clone(), claims.exp);
+            // A first-party access token can be renewed from itself (`/api/v1/auth/refresh`
+            // with only a bearer token): revoking it must end what was renewed from it too,
+            // so its whole grant goes.
+            let renewable_grant = (claims.client_id == FIRST_PARTY_CLIENT_ID)
+                .then(|| claims.gid.clone())
+                .flatten();
             state
                 .store
-                .run(move |conn| rows::revoke_jti(conn, &jti, exp))
+                .run(move |conn| {
+                    rows::revoke_jti(conn, &jti, exp)?;
+                    if let Some(grant_id) = &renewable_grant {
+                        rows::revoke_grant(conn, grant_id, "access token revoked", now())?;
+                    }
+                    Ok(())
+                })
                 .await?;
             tracing::info!(client_id = %client.id, jti = %claims.jti, "access token revoked");
         }

@@ -627,7 +627,11 @@ impl KeyManager {
 
     /// Runs until the process stops: reloads on change every `interval`, and checks for due
     /// rotations every minute.
-    pub async fn maintain(self: Arc<Self>, interval: std::time::Duration) {
+    pub async fn maintain(
+        self: Arc<Self>,
+        interval: std::time::Duration,
+        heartbeat: crate::workers::Heartbeat,
+    ) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let rotation_check = std::time::Duration::from_secs(60);
@@ -642,6 +646,7 @@ impl KeyManager {
             } else if let Err(error) = self.refresh().await {
                 tracing::warn!(error = %format!("{error:#}"), "signing key refresh failed");
             }
+            heartbeat.beat();
         }
     }
 }

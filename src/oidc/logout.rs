@@ -4,8 +4,10 @@
 //! A valid `id_token_hint` of this provider, for the person signed in in this browser (or for a
 //! session no browser holds any more), ends the session at once; a registered
 //! `post_logout_redirect_uri` (exact match) then gets the browser back, with `state` alone.
-//! Without a valid hint the person confirms first, and is never redirected: nothing proves the
-//! request came from the client. An unregistered redirect URI is an error page; nothing ends.
+//! Without a valid hint the person confirms first; the confirmation carries the checked
+//! redirect (and `state`), checked again when it is posted, so single-page apps that send no
+//! hint still get their user back. A hint from a session that a later sign-in in the same
+//! browser replaced counts as this browser's. An unregistered redirect URI is an error page; nothing ends.
 //! A logout that ends a session is written to the audit log (`logout`, and `session_revoked`).
 
 use actix_web::http::StatusCode;
@@ -28,7 +30,7 @@ use crate::sessions::revoke::{Revocation, end_session};
 use crate::startup::AppState;
 use crate::store::{StoreError, grants, sessions as session_rows, users};
 use crate::web::csrf::{page_with_csrf, read_form};
-use crate::web::pages::{LogoutConfirmPage, LogoutFrame, SignedOutPage};
+use crate::web::pages::{LogoutConfirmPage, LogoutFrame, ReturnTo, SignedOutPage};
 use crate::web::{PageError, render};
 
 /// What a valid `id_token_hint` says.
@@ -171,9 +173,20 @@ async fn logout(
     };
     let session = current_session(state, http).await?;
     let hint_matches_browser = match (&hint, &session) {
-        (Some(hint), Some(session)) => {
-            hint.sub == session.user_id && hint.sid.as_deref().is_none_or(|sid| sid == session.id)
-        }
+        (Some(hint), Some(session)) if hint.sub == session.user_id => match &hint.sid {
+            None => true,
+            Some(sid) if *sid == session.id => true,
+            // A hint from a session a later sign-in in this browser replaced (a re-login
+            // forced by `prompt=login` or `max_age`) still speaks for this browser.
+            Some(sid) => {
+                let (from, to) = (sid.clone(), session.id.clone());
+                state
+                    .store
+                    .run(move |conn| replaced_into(conn, &from, &to))
+                    .await?
+            }
+        },
+        (Some(_), Some(_)) => false,
         (Some(_), None) => true,
         (None, _) => false,
     };
@@ -191,17 +204,50 @@ async fn logout(
         let target = redirect.map(|uri| with_state(&uri, params.get("state")));
         return Ok(signed_out(state, &frames, target.as_deref()));
     }
+    let return_to = match (&client, &redirect) {
+        (Some(client), Some(uri)) => Some(ReturnTo {
+            client_id: &client.id,
+            post_logout_redirect_uri: uri,
+            state: params.get("state"),
+        }),
+        _ => None,
+    };
     match session {
-        // Nothing to end: the person is signed out already.
-        None => Ok(signed_out(state, &[], None)),
+        // Nothing to end: the person is signed out already, and the checked URI (registered
+        // by the client named) is where the browser goes back to.
+        None => {
+            let target = redirect.map(|uri| with_state(&uri, params.get("state")));
+            Ok(signed_out(state, &[], target.as_deref()))
+        }
         // No trustworthy hint (absent, invalid, or another person's): ask first.
         Some(session) => {
             if hint_was_sent {
                 tracing::info!(target: "latchkey::security", event = "logout_hint_refused", "logout request with an unusable id_token_hint: asking the person");
             }
-            confirm_page(state, http, &session, client.as_ref()).await
+            confirm_page(state, http, &session, client.as_ref(), return_to).await
         }
     }
+}
+
+/// Longest chain of sign-ins followed from a hint's session to the browser's current one.
+const MAX_REPLACEMENTS: usize = 16;
+
+/// Whether the session `from` was replaced, through later sign-ins in the same browser, by
+/// `to`.
+fn replaced_into(
+    conn: &mut crate::store::AnyConnection,
+    from: &str,
+    to: &str,
+) -> Result<bool, StoreError> {
+    let mut at = from.to_owned();
+    for _ in 0..MAX_REPLACEMENTS {
+        match session_rows::replaced_by(conn, &at)? {
+            Some(next) if next == to => return Ok(true),
+            Some(next) => at = next,
+            None => return Ok(false),
+        }
+    }
+    Ok(false)
 }
 
 /// The redirect URI with `state` added (and nothing else: RP-Initiated Logout §3).
@@ -223,6 +269,7 @@ async fn confirm_page(
     http: &HttpRequest,
     session: &BrowserSession,
     client: Option<&Client>,
+    return_to: Option<ReturnTo<'_>>,
 ) -> Result<HttpResponse, PageError> {
     let id = session.user_id.clone();
     let username = state
@@ -237,15 +284,19 @@ async fn confirm_page(
                 username: &username,
                 client_name: client.map(|c| c.name.as_str()),
                 csrf_token: token,
+                return_to,
             },
         )
     }))
 }
 
-/// The confirmation form.
+/// The confirmation form, with the redirect back to the client the page carried.
 #[derive(Debug, Deserialize)]
 pub struct ConfirmForm {
     choice: String,
+    client_id: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
 }
 
 /// `POST /oauth/logout/confirm`: the person chose to sign out (or to stay).
@@ -266,6 +317,16 @@ pub async fn confirm(
             },
         ));
     }
+    // The redirect is checked again: the form is the browser's to change.
+    let target = match (form.client_id, &form.post_logout_redirect_uri) {
+        (Some(id), Some(uri)) if id.len() <= 255 => {
+            let client = state.store.run(move |conn| find_client(conn, &id)).await?;
+            client
+                .filter(|client| client.allows_post_logout_redirect(uri))
+                .map(|_| with_state(uri, form.state.as_deref()))
+        }
+        _ => None,
+    };
     let session = current_session(&state, &http).await?;
     let frames = match &session {
         Some(session) => {
@@ -274,7 +335,7 @@ pub async fn confirm(
         }
         None => Vec::new(),
     };
-    Ok(signed_out(&state, &frames, None))
+    Ok(signed_out(&state, &frames, target.as_deref()))
 }
 
 /// Ends a session (if it is live and belongs to `sub`), by `actor` at the request of

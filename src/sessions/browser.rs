@@ -12,6 +12,27 @@ use crate::store::{AnyConnection, StoreError, from_json, to_json};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "lk_session";
+/// The session cookie's name under an https issuer: the `__Host-` prefix makes browsers refuse
+/// it unless it is `Secure`, host-only and for `/`, so a sibling subdomain cannot plant or
+/// shadow it (RFC 6265bis §4.1.3.2).
+pub const SECURE_SESSION_COOKIE: &str = "__Host-lk_session";
+
+/// The session cookie's name: prefixed when cookies are secure (an https issuer).
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// Whether this server's cookies are `Secure` (its issuer is https), read from the request's
+/// shared state.
+pub fn secure_cookies(request: &HttpRequest) -> bool {
+    request
+        .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+        .is_some_and(|state| state.settings.is_https())
+}
 
 /// Prefix of session cookie secrets.
 const SESSION_SECRET_PREFIX: &str = "lk_s_";
@@ -46,7 +67,7 @@ impl BrowserSession {
 /// The secret in the request's session cookie, if any.
 pub fn cookie_secret(request: &HttpRequest) -> Option<String> {
     request
-        .cookie(SESSION_COOKIE)
+        .cookie(session_cookie_name(secure_cookies(request)))
         .map(|c| c.value().to_owned())
         .filter(|v| v.starts_with(SESSION_SECRET_PREFIX) && v.len() < 128)
 }
@@ -74,10 +95,14 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    /// Reads the peer address and user agent of a request.
+    /// Reads the client's address (the peer, or what trusted proxies say it is, as the rate
+    /// limiter reads it) and the user agent of a request.
     pub fn of(request: &HttpRequest) -> Self {
+        let state = request.app_data::<actix_web::web::Data<crate::startup::AppState>>();
+        let trusted = state.map_or(&[][..], |state| &state.settings.trusted_proxies);
         Self {
-            ip_address: request.peer_addr().map(|a| a.ip().to_string()),
+            ip_address: crate::http::client_ip(request.peer_addr(), request.headers(), trusted)
+                .map(|ip| ip.to_string()),
             user_agent: request
                 .headers()
                 .get(actix_web::http::header::USER_AGENT)
@@ -121,7 +146,7 @@ pub fn start(
 /// The cookie that carries a session: HttpOnly, `SameSite=Lax`, `Secure` when the issuer is
 /// https, expiring with the session.
 pub fn cookie(secret: &PlainToken, lifetime_secs: u64, secure: bool) -> Cookie<'static> {
-    Cookie::build(SESSION_COOKIE, secret.expose().to_owned())
+    Cookie::build(session_cookie_name(secure), secret.expose().to_owned())
         .path("/")
         .http_only(true)
         .secure(secure)
@@ -132,7 +157,7 @@ pub fn cookie(secret: &PlainToken, lifetime_secs: u64, secure: bool) -> Cookie<'
 
 /// A cookie that removes the session cookie.
 pub fn removal_cookie(secure: bool) -> Cookie<'static> {
-    let mut cookie = Cookie::build(SESSION_COOKIE, "")
+    let mut cookie = Cookie::build(session_cookie_name(secure), "")
         .path("/")
         .http_only(true)
         .secure(secure)

@@ -18,6 +18,8 @@ pub struct AuthorizationRequestRow {
     pub login_session_id: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The session chosen on the account-choice page (it answers `prompt=select_account`).
+    pub selected_session_id: Option<String>,
 }
 
 /// Inserts a pending request.
@@ -49,6 +51,18 @@ pub fn set_login_session(
 ) -> Result<(), StoreError> {
     diesel::update(authorization_requests::table.find(id))
         .set(authorization_requests::login_session_id.eq(session_id))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records the session chosen on the account-choice page for this request.
+pub fn set_selected_session(
+    conn: &mut AnyConnection,
+    id: &str,
+    session_id: &str,
+) -> Result<(), StoreError> {
+    diesel::update(authorization_requests::table.find(id))
+        .set(authorization_requests::selected_session_id.eq(session_id))
         .execute(conn)?;
     Ok(())
 }

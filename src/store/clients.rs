@@ -33,6 +33,10 @@ pub struct ClientRow {
     pub frontchannel_logout_uri: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Raised whenever what the client's own tokens may do shrinks (scope, grant, credentials):
+    /// its client-credentials tokens carry the epoch they were issued under, and stop when it
+    /// moves on.
+    pub token_epoch: i64,
 }
 
 /// Inserts a client.
@@ -70,7 +74,7 @@ pub fn update(conn: &mut AnyConnection, client: &ClientRow) -> Result<(), StoreE
     }
 }
 
-/// Replaces the secret hash of a client.
+/// Replaces the secret hash of a client, ending the tokens issued under the old secret.
 pub fn set_secret_hash(
     conn: &mut AnyConnection,
     id: &str,
@@ -78,7 +82,11 @@ pub fn set_secret_hash(
     at: i64,
 ) -> Result<(), StoreError> {
     match diesel::update(clients::table.find(id))
-        .set((clients::secret_hash.eq(hash), clients::updated_at.eq(at)))
+        .set((
+            clients::secret_hash.eq(hash),
+            clients::updated_at.eq(at),
+            clients::token_epoch.eq(clients::token_epoch + 1),
+        ))
         .execute(conn)?
     {
         0 => Err(StoreError::NotFound),

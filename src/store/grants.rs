@@ -347,18 +347,22 @@ pub fn grant_state(
 }
 
 /// Whether an access token without a grant (client credentials) still stands: not revoked,
-/// and its client not deleted.
+/// its client not deleted, and issued under the client's current token epoch.
 pub fn client_token_live(
     conn: &mut AnyConnection,
     jti: &str,
     client_id: &str,
+    epoch: i64,
 ) -> Result<bool, StoreError> {
-    let (revoked, client_exists): (bool, bool) = on_backend!(conn, |c| diesel::select((
+    let (revoked, current): (bool, Option<i64>) = on_backend!(conn, |c| diesel::select((
         diesel::dsl::exists(revoked_tokens::table.find(jti)),
-        diesel::dsl::exists(clients::table.find(client_id)),
+        clients::table
+            .find(client_id)
+            .select(clients::token_epoch)
+            .single_value(),
     ))
     .get_result(c))?;
-    Ok(!revoked && client_exists)
+    Ok(!revoked && current == Some(epoch))
 }
 
 /// Removes expired codes, revocation records and used-up refresh tokens.

@@ -82,6 +82,7 @@ pub mod roles;
 pub mod schema;
 pub mod security;
 pub mod sessions;
+pub mod throttles;
 pub mod user_search;
 pub mod users;
 pub mod webhooks;

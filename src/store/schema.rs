@@ -69,6 +69,7 @@ diesel::table! {
         login_session_id -> Nullable<Text>,
         created_at -> BigInt,
         expires_at -> BigInt,
+        selected_session_id -> Nullable<Text>,
     }
 }
 
@@ -105,6 +106,7 @@ diesel::table! {
         frontchannel_logout_uri -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        token_epoch -> BigInt,
     }
 }
 
@@ -145,6 +147,17 @@ diesel::table! {
         description -> Text,
         first_seen -> BigInt,
         last_seen -> BigInt,
+    }
+}
+
+diesel::table! {
+    login_throttles (key_hash) {
+        key_hash -> Text,
+        user_id -> Nullable<Text>,
+        failures -> Integer,
+        window_start -> BigInt,
+        locked_until -> Nullable<BigInt>,
+        expires_at -> BigInt,
     }
 }
 
@@ -252,6 +265,7 @@ diesel::table! {
         last_activity -> BigInt,
         expires_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        replaced_by -> Nullable<Text>,
     }
 }
 
@@ -294,6 +308,9 @@ diesel::table! {
         totp_secret -> Nullable<Text>,
         totp_last_step -> Nullable<BigInt>,
         password_changed_at -> Nullable<BigInt>,
+        mfa_failed_count -> Integer,
+        mfa_failed_window_start -> Nullable<BigInt>,
+        mfa_locked_until -> Nullable<BigInt>,
     }
 }
 
@@ -361,6 +378,7 @@ diesel::joinable!(grants -> clients (client_id));
 diesel::joinable!(grants -> sessions (session_id));
 diesel::joinable!(grants -> users (user_id));
 diesel::joinable!(known_devices -> users (user_id));
+diesel::joinable!(login_throttles -> users (user_id));
 diesel::joinable!(mfa_challenges -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> grants (grant_id));
@@ -382,6 +400,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     consents,
     grants,
     known_devices,
+    login_throttles,
     meta,
     mfa_challenges,
     outbox,

@@ -20,6 +20,13 @@ pub struct SecurityRow {
     /// The last TOTP time step accepted (a code is never accepted twice).
     pub totp_last_step: Option<i64>,
     pub password_changed_at: Option<i64>,
+    /// Wrong second-factor codes in the current window (apart from passwords: a right
+    /// password forgives none of them; only a completed sign-in does).
+    pub mfa_failed_count: i32,
+    /// When that window began.
+    pub mfa_failed_window_start: Option<i64>,
+    /// Until when the second factor is locked after too many wrong codes.
+    pub mfa_locked_until: Option<i64>,
 }
 
 impl SecurityRow {
@@ -35,6 +42,9 @@ impl SecurityRow {
             totp_secret: None,
             totp_last_step: None,
             password_changed_at,
+            mfa_failed_count: 0,
+            mfa_failed_window_start: None,
+            mfa_locked_until: None,
         }
     }
 }

@@ -140,3 +140,42 @@ pub fn step_up(
     .execute(conn)?;
     Ok(())
 }
+
+/// Whether `user_id` started a session from `ip_address` since `since` (an address the account
+/// is known to sign in from).
+pub fn signed_in_from(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    ip_address: &str,
+    since: i64,
+) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::ip_address.eq(ip_address))
+            .filter(sessions::created_at.ge(since)),
+    ))
+    .get_result(conn)?)
+}
+
+/// Records that `replacement`, a new sign-in in the same browser, took over from `id`.
+pub fn mark_replaced(
+    conn: &mut AnyConnection,
+    id: &str,
+    replacement: &str,
+) -> Result<(), StoreError> {
+    diesel::update(sessions::table.find(id))
+        .set(sessions::replaced_by.eq(replacement))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The session that replaced `id` in its browser, if one did.
+pub fn replaced_by(conn: &mut AnyConnection, id: &str) -> Result<Option<String>, StoreError> {
+    Ok(sessions::table
+        .find(id)
+        .select(sessions::replaced_by)
+        .get_result::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}

@@ -54,10 +54,17 @@ pub fn insert(conn: &mut AnyConnection, user: &UserRow) -> Result<(), StoreError
 /// The user whose username or email is `login` (both are stored lower-cased).
 pub fn find_by_login(conn: &mut AnyConnection, login: &str) -> Result<UserRow, StoreError> {
     let login = login.trim().to_lowercase();
-    Ok(users::table
+    // An address names its own account before any username: one written before usernames
+    // were kept from the shape of another account's address must not capture its logins.
+    let mut found: Vec<UserRow> = users::table
         .filter(users::username.eq(&login).or(users::email.eq(&login)))
         .select(UserRow::as_select())
-        .get_result(conn)?)
+        .load(conn)?;
+    let index = found.iter().position(|u| u.email == login).unwrap_or(0);
+    if found.is_empty() {
+        return Err(StoreError::NotFound);
+    }
+    Ok(found.swap_remove(index))
 }
 
 /// Records a successful sign-in.
@@ -157,7 +164,8 @@ pub fn set_password_hash(
     Ok(())
 }
 
-/// Marks the address verified, optionally replacing it (a confirmed change of address).
+/// Marks the address verified, optionally replacing it (a confirmed change of address). A
+/// username that was the old address follows it, so that it never names someone else's.
 pub fn verify_email(
     conn: &mut AnyConnection,
     id: &str,
@@ -165,14 +173,23 @@ pub fn verify_email(
     at: i64,
 ) -> Result<(), StoreError> {
     match new_email {
-        Some(email) => diesel::update(users::table.find(id))
-            .set((
-                users::email.eq(email),
-                users::email_verified.eq(true),
-                users::email_verified_at.eq(at),
-                users::updated_at.eq(at),
-            ))
-            .execute(conn)?,
+        Some(email) => {
+            diesel::update(
+                users::table
+                    .find(id)
+                    .filter(users::username.eq(users::email)),
+            )
+            .set(users::username.eq(email))
+            .execute(conn)?;
+            diesel::update(users::table.find(id))
+                .set((
+                    users::email.eq(email),
+                    users::email_verified.eq(true),
+                    users::email_verified_at.eq(at),
+                    users::updated_at.eq(at),
+                ))
+                .execute(conn)?
+        }
         None => diesel::update(users::table.find(id))
             .set((
                 users::email_verified.eq(true),

@@ -1,8 +1,10 @@
-//! CSRF protection for every form: a signed double-submit token.
+//! CSRF protection for every form: a signed double-submit token, bound to the session.
 //!
-//! The `lk_csrf` cookie holds a random value; each form carries the HMAC of that value under a
-//! server key. A cross-site page can make the browser send the cookie but can neither read it
-//! nor compute the token.
+//! The `lk_csrf` cookie (`__Host-lk_csrf` under an https issuer) holds a random value; each
+//! form carries the HMAC, under a server key, of that value and of the browser's session
+//! cookie. A cross-site page can make the browser send the cookies but can neither read them
+//! nor compute the token; and a token from before a sign-in (one an attacker who planted the
+//! CSRF cookie could know) does not serve after it.
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
@@ -18,6 +20,22 @@ use crate::web::PageError;
 
 /// Name of the CSRF cookie.
 pub const CSRF_COOKIE: &str = "lk_csrf";
+/// Its name under an https issuer (see [`crate::sessions::browser::SECURE_SESSION_COOKIE`]).
+pub const SECURE_CSRF_COOKIE: &str = "__Host-lk_csrf";
+
+fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_CSRF_COOKIE
+    } else {
+        CSRF_COOKIE
+    }
+}
+
+/// The text a form token signs: the CSRF cookie's value and the session the browser holds.
+fn signed_text(request: &HttpRequest, value: &str) -> String {
+    let session = crate::sessions::browser::cookie_secret(request).unwrap_or_default();
+    format!("{value}|{session}")
+}
 
 /// The token to put in a page's forms, and the cookie to set if the browser had none.
 pub struct CsrfGuard {
@@ -29,7 +47,9 @@ pub struct CsrfGuard {
 
 fn valid_cookie(request: &HttpRequest) -> Option<String> {
     request
-        .cookie(CSRF_COOKIE)
+        .cookie(cookie_name(crate::sessions::browser::secure_cookies(
+            request,
+        )))
         .map(|c| c.value().to_owned())
         .filter(|v| v.starts_with("lk_x_") && v.len() < 100)
 }
@@ -38,15 +58,15 @@ fn valid_cookie(request: &HttpRequest) -> Option<String> {
 pub fn issue(request: &HttpRequest, crypto: &Crypto, secure: bool) -> CsrfGuard {
     match valid_cookie(request) {
         Some(value) => CsrfGuard {
-            token: crypto.csrf_token(&value),
+            token: crypto.csrf_token(&signed_text(request, &value)),
             cookie: None,
         },
         None => {
             let value = PlainToken::generate("lk_x_");
             CsrfGuard {
-                token: crypto.csrf_token(value.expose()),
+                token: crypto.csrf_token(&signed_text(request, value.expose())),
                 cookie: Some(
-                    Cookie::build(CSRF_COOKIE, value.expose().to_owned())
+                    Cookie::build(cookie_name(secure), value.expose().to_owned())
                         .path("/")
                         .http_only(true)
                         .secure(secure)
@@ -61,7 +81,10 @@ pub fn issue(request: &HttpRequest, crypto: &Crypto, secure: bool) -> CsrfGuard 
 /// Whether a submitted form token belongs to the browser's CSRF cookie.
 pub fn verify(request: &HttpRequest, crypto: &Crypto, submitted: &str) -> bool {
     match valid_cookie(request) {
-        Some(value) => constant_time_eq(crypto.csrf_token(&value).as_bytes(), submitted.as_bytes()),
+        Some(value) => constant_time_eq(
+            crypto.csrf_token(&signed_text(request, &value)).as_bytes(),
+            submitted.as_bytes(),
+        ),
         None => false,
     }
 }

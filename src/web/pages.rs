@@ -132,6 +132,17 @@ pub struct LogoutConfirmPage<'a> {
     pub username: &'a str,
     pub client_name: Option<&'a str>,
     pub csrf_token: &'a str,
+    /// The checked redirect back to the client, carried through the confirmation (and checked
+    /// again when it is posted).
+    pub return_to: Option<ReturnTo<'a>>,
+}
+
+/// Where a confirmed logout sends the browser: the client, its registered URI and `state`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReturnTo<'a> {
+    pub client_id: &'a str,
+    pub post_logout_redirect_uri: &'a str,
+    pub state: Option<&'a str>,
 }
 
 /// A client's front-channel logout frame.

@@ -4,22 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::admin_support::{Api, admin_token, user_with_roles};
+use crate::admin_support::{Api, admin_token, client_credentials, user_with_roles};
 use crate::helpers::{TestApp, spawn_app};
-
-/// A client-credentials token request with HTTP Basic authentication.
-async fn client_credentials(app: &TestApp, id: &str, secret: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url("/oauth/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
 
 fn service_client() -> Value {
     json!({

@@ -195,3 +195,17 @@ impl Api<'_> {
         request.send().await.unwrap()
     }
 }
+
+/// A client-credentials token request with HTTP Basic authentication.
+pub async fn client_credentials(app: &TestApp, id: &str, secret: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}

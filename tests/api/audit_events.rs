@@ -318,12 +318,12 @@ async fn api_logins_failures_and_the_lockout_are_audited_without_the_password() 
         body["data"]["locked_until"]
     );
 
-    // Locked: even the right password is refused, and that is written too.
+    // Locked out at this address: even the right password is refused, and that is written too.
     let refused = api_login(&app, "ada", PASSWORD).await;
     assert_eq!(refused.status, 423);
     let failures = entries(&app, "login_failed").await;
     assert_eq!(failures.len(), 7);
-    assert_eq!(info(&failures[0])["reason"], "account locked");
+    assert_eq!(info(&failures[0])["reason"], "locked out from this address");
     assert_eq!(entries(&app, "account_locked").await.len(), 1);
 
     assert_no_secrets(&app, &[PASSWORD, "wrong-Password-9", "guess-Pw-1"]).await;
@@ -415,7 +415,13 @@ async fn mfa_changes_codes_and_the_second_factor_login_are_audited() {
         .as_str()
         .unwrap()
         .to_owned();
-    let setup = post(&app, "/api/v1/auth/mfa/setup", Some(&token), json!({})).await;
+    let setup = post(
+        &app,
+        "/api/v1/auth/mfa/setup",
+        Some(&token),
+        json!({"password": PASSWORD}),
+    )
+    .await;
     assert_eq!(setup.status, 200);
     let secret = setup.body["secret"].as_str().unwrap().to_owned();
     let setup_token = setup.body["setup_token"].as_str().unwrap().to_owned();
@@ -991,7 +997,13 @@ async fn a_page_login_with_a_second_factor_is_audited_once_complete() {
         .as_str()
         .unwrap()
         .to_owned();
-    let setup = post(&app, "/api/v1/auth/mfa/setup", Some(&token), json!({})).await;
+    let setup = post(
+        &app,
+        "/api/v1/auth/mfa/setup",
+        Some(&token),
+        json!({"password": PASSWORD}),
+    )
+    .await;
     let secret = setup.body["secret"].as_str().unwrap().to_owned();
     let enabled = post(
         &app,

@@ -950,6 +950,7 @@ async fn the_account_page_turns_on_two_step_verification_with_the_shown_key() {
         "two-step verification is off"
     );
 
+    browser.fill("#setup-password", PASSWORD).await;
     browser.click(SET_UP_BUTTON).await;
     let secret = browser
         .wait_for("#totp-secret")

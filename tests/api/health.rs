@@ -17,7 +17,8 @@ async fn health_reports_status_version_and_time() {
 #[tokio::test]
 async fn detailed_health_checks_the_database_and_the_pool() {
     let app = spawn_app().await;
-    let body = app.get_json("/health/detailed", 200).await;
+    let token = crate::admin_support::admin_token(&app).await;
+    let body = app.get_json_as("/health/detailed", &token).await;
     let db = &body["checks"]["database"];
     assert_eq!(db["status"], "healthy");
     assert!(db["response_time_ms"].as_f64().unwrap() >= 0.0);
@@ -29,6 +30,18 @@ async fn detailed_health_checks_the_database_and_the_pool() {
         pool["active"].as_u64().unwrap() + pool["idle"].as_u64().unwrap()
     );
     assert_eq!(body["checks"]["signing_keys"]["published"], 8);
+    let workers = body["checks"]["workers"]["workers"].as_array().unwrap();
+    let names: Vec<&str> = workers
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["outbox", "housekeeping", "keys"]);
+    assert!(
+        workers
+            .iter()
+            .all(|w| w["status"] == "healthy" && w["panics"] == 0),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -80,6 +80,8 @@ pub fn test_settings(database_url: &str, kek: &str) -> Settings {
     settings.pool_size = 5;
     settings.database_timeout = std::time::Duration::from_secs(2);
     settings.key_refresh_interval = std::time::Duration::from_millis(300);
+    // Every receiver in the tests (webhooks, back-channel logout, client keys) is loopback.
+    settings.outbound.allow_private_networks = true;
     settings
 }
 
@@ -156,6 +158,24 @@ impl TestApp {
         let response = self.get(path).await;
         assert_eq!(response.status().as_u16(), status, "GET {path}");
         response.json().await.unwrap()
+    }
+
+    /// GETs `url` (a path of this server, or a whole URL) with a bearer token, and its JSON.
+    pub async fn get_json_as(&self, url: &str, token: &str) -> Value {
+        let url = if url.starts_with("http") {
+            url.to_owned()
+        } else {
+            self.url(url)
+        };
+        self.client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Runs the `latchkey` binary against this server's database.

@@ -5,6 +5,7 @@ mod admin_clients;
 mod admin_roles;
 mod admin_support;
 mod admin_users;
+mod attacks;
 mod audit_events;
 mod browser;
 mod browser_support;

@@ -870,6 +870,7 @@ fn client(id: &str, application_type: &str, uris: &[String], require_pkce: bool)
         frontchannel_logout_uri: None,
         created_at: 0,
         updated_at: 0,
+        token_epoch: 0,
     })
     .expect("a valid client row")
 }

@@ -73,18 +73,9 @@ fn name_field(
     match value {
         None => None,
         Some(None) => Some(None),
-        Some(Some(text)) => {
-            let text = text.trim().to_owned();
-            if text.chars().count() > MAX_NAME {
-                errors.push((
-                    field.into(),
-                    format!("must be at most {MAX_NAME} characters"),
-                ));
-                None
-            } else {
-                Some((!text.is_empty()).then_some(text))
-            }
-        }
+        Some(Some(text)) => crate::domain::text::line(&text, MAX_NAME)
+            .map_err(|e| errors.push((field.into(), e.0)))
+            .ok(),
     }
 }
 

@@ -102,6 +102,9 @@ pub fn create(
         CreateUserError::UnknownRole(name) => {
             AdminError::invalid("roles", format!("there is no role named `{name}`"))
         }
+        error @ CreateUserError::UsernameIsAnotherAddress => {
+            AdminError::invalid("username", error.to_string())
+        }
         CreateUserError::Store(e) => e.into(),
     })?;
     let changes = UserChanges {
@@ -186,6 +189,26 @@ fn end_all_sessions(
     Ok(())
 }
 
+/// Keeps an address-shaped username the account's own: a username that was the old address
+/// follows a change of address, and a username may not become another address.
+fn username_fits_address(before: &Value, changes: &mut UserChanges) -> Result<(), AdminError> {
+    let old_username = before["username"].as_str().unwrap_or_default();
+    let old_email = before["email"].as_str().unwrap_or_default();
+    let email = changes.email.as_deref().unwrap_or(old_email);
+    if changes.username.is_none() && changes.email.is_some() && old_username == old_email {
+        changes.username = Some(email.to_owned());
+        return Ok(());
+    }
+    let username = changes.username.as_deref().unwrap_or(old_username);
+    if username.contains('@') && !username.eq_ignore_ascii_case(email) {
+        return Err(AdminError::invalid(
+            "username",
+            CreateUserError::UsernameIsAnotherAddress.to_string(),
+        ));
+    }
+    Ok(())
+}
+
 /// Changes a user. A change of roles is reported as `user.role_changed`, any other change as
 /// `user.updated`; a status other than active ends the user's sessions; a soft-deleted user
 /// comes back with `status: active`.
@@ -223,6 +246,7 @@ pub fn update(
         changes.email_verified = Some(verified);
         changes.email_verified_at = Some(verified.then_some(at));
     }
+    username_fits_address(&before, &mut changes)?;
     let deactivating = match spec.status.as_deref() {
         Some("locked") => {
             changes.status = Some("locked".into());
@@ -445,11 +469,10 @@ pub fn unlock(conn: &mut AnyConnection, caller: &Caller, id: &str) -> Result<(),
     }
     caller.ensure_outranks(conn, id)?;
     let at = now();
+    crate::accounts::login::forgive_all_failures(conn, id)?;
     let mut security = security::find(conn, id)?;
     security.locked_until = None;
     security.lock_reason = None;
-    security.failed_login_count = 0;
-    security.failed_login_window_start = None;
     security::save(conn, &security)?;
     let stored_status = rows::find(conn, id)?.status;
     if stored_status == "locked" {

@@ -10,25 +10,35 @@ use serde::Deserialize;
 
 use crate::accounts::login::{Attempt, CredentialError, SignIn, record_login, verify_credentials};
 use crate::accounts::mfa::{self, LoginChallenge, SecondFactorError};
-use crate::domain::{ACR_MFA, ACR_PASSWORD, Scope, now};
+use crate::domain::{ACR_MFA, ACR_PASSWORD, now};
 use crate::oauth::clients::Client;
 use crate::oauth::error::ErrorCode;
 use crate::paths;
 use crate::sessions::browser::{self, BrowserSession, ClientInfo};
 use crate::startup::AppState;
 use crate::store::authorization_requests as pending;
-use crate::store::{consents, sessions, to_json, users};
+use crate::store::{sessions, to_json, users};
 use crate::web::csrf::{page_with_csrf, read_form};
 use crate::web::pages::{ConsentPage, LoginPage, MfaPage, SelectAccountPage, describe_scope};
 use crate::web::{PageError, render};
 
 use super::request::AuthorizationRequest;
 use super::response::AuthorizeError;
-use super::{Pending, ResumeQuery, complete, current_session, go_to, load_pending};
+use super::{Consent, Pending, ResumeQuery, current_session, go_to, load_pending, proceed};
 
 /// The cookie that carries the `mfa_token` of a browser login between the password and the
 /// second factor (never in a URL, where it would linger in history and logs).
 pub const MFA_COOKIE: &str = "lk_mfa";
+/// Its name under an https issuer: `__Secure-` (not `__Host-`, as it is for one path only).
+pub const SECURE_MFA_COOKIE: &str = "__Secure-lk_mfa";
+
+fn mfa_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_MFA_COOKIE
+    } else {
+        MFA_COOKIE
+    }
+}
 
 fn login_page(
     state: &AppState,
@@ -100,7 +110,7 @@ pub struct LoginForm {
 }
 
 fn mfa_cookie(value: &str, secure: bool, max_age: i64) -> actix_web::cookie::Cookie<'static> {
-    actix_web::cookie::Cookie::build(MFA_COOKIE, value.to_owned())
+    actix_web::cookie::Cookie::build(mfa_cookie_name(secure), value.to_owned())
         .path(paths::LOGIN_MFA)
         .http_only(true)
         .secure(secure)
@@ -153,13 +163,18 @@ pub async fn finish_login(
     let (session, secret, user) = state
         .store
         .write(move |conn| {
+            let mut replaced = None;
             if let Some(previous) = previous
                 && let Some(old) = browser::find_live(conn, &crypto, &previous)?
             {
                 sessions::revoke(conn, &old.id, now())?;
+                replaced = Some(old.id);
             }
             let (session, secret) =
                 browser::start(conn, &crypto, &id, amr, acr, lifetime, &started_info)?;
+            if let Some(old) = &replaced {
+                sessions::mark_replaced(conn, old, &session.id)?;
+            }
             if let Some(pending_id) = &pending_id {
                 pending::set_login_session(conn, pending_id, &session.id)?;
             }
@@ -296,7 +311,9 @@ async fn pending_challenge(
     http: &HttpRequest,
 ) -> Result<(String, String, LoginChallenge, Option<Client>), AuthorizeError> {
     let token = http
-        .cookie(MFA_COOKIE)
+        .cookie(mfa_cookie_name(crate::sessions::browser::secure_cookies(
+            http,
+        )))
         .map(|c| c.value().to_owned())
         .filter(|t| t.len() < 128)
         .ok_or_else(|| PageError::bad_request("This sign-in has expired. Start again."))?;
@@ -510,31 +527,24 @@ pub async fn consent(
     payload: web::Payload,
 ) -> Result<HttpResponse, AuthorizeError> {
     let form: ConsentForm = read_form(&state, &http, payload).await?;
-    let (client, request, pending, session) =
-        match session_for_page(&state, &http, &form.request).await? {
-            Ok(found) => found,
-            Err(redirect) => return Ok(redirect),
-        };
+    let (client, request, pending, _) = match session_for_page(&state, &http, &form.request).await?
+    {
+        Ok(found) => found,
+        Err(redirect) => return Ok(redirect),
+    };
     match form.decision.as_str() {
+        // The flow decides again whether the request is at its consent step: a login or a
+        // second factor it still owes comes first.
         "allow" => {
-            let (user_id, client_id) = (session.user_id.clone(), client.id.clone());
-            let scope = request.scope();
-            state
-                .store
-                .run(move |conn| {
-                    let mut granted = consents::granted_scope(conn, &user_id, &client_id)?
-                        .and_then(|s| Scope::parse(&s).ok())
-                        .unwrap_or_default()
-                        .to_string();
-                    for token in scope.iter() {
-                        granted.push(' ');
-                        granted.push_str(token);
-                    }
-                    let merged = Scope::parse(&granted).unwrap_or_default().to_string();
-                    consents::save(conn, &user_id, &client_id, &merged, now())
-                })
-                .await?;
-            complete(&state, &client, &request, &session, Some(&pending)).await
+            proceed(
+                &state,
+                &http,
+                &client,
+                request,
+                Some(pending),
+                Consent::Given,
+            )
+            .await
         }
         "deny" => {
             let id = pending.id.clone();
@@ -595,11 +605,13 @@ pub async fn select_account(
         Err(redirect) => return Ok(redirect),
     };
     match form.choice.as_str() {
+        // The choice answers `prompt=select_account` only; a login the request owes
+        // (`prompt=login`, `max_age`) is still owed.
         "continue" => {
             let (id, sid) = (pending.id.clone(), session.id.clone());
             state
                 .store
-                .run(move |conn| pending::set_login_session(conn, &id, &sid))
+                .run(move |conn| pending::set_selected_session(conn, &id, &sid))
                 .await?;
             Ok(go_to(paths::AUTHORIZE_RESUME, &pending.id))
         }

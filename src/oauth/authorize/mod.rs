@@ -124,7 +124,16 @@ async fn start(
     let trusted = request::trust(&params, &client)?;
     let keys = state.keys.current();
     let validated = request::validate(&params, trusted, &keys, &state.settings.issuer)?;
-    proceed(state, http, &client, validated, None).await
+    proceed(state, http, &client, validated, None, Consent::NotGiven).await
+}
+
+/// Whether the person gave consent in this request (by submitting the consent page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// Not in this request: a missing consent shows the consent page.
+    NotGiven,
+    /// Allowed on the consent page: remembered once every step before it is met.
+    Given,
 }
 
 /// A stored request and what happened to it so far.
@@ -133,6 +142,8 @@ pub struct Pending {
     pub id: String,
     /// The session a login made for it, if one did.
     pub login_session_id: Option<String>,
+    /// The session chosen on its account-choice page, if one was.
+    pub selected_session_id: Option<String>,
 }
 
 /// `GET /oauth/authorize/resume?request=<id>`: continues a stored request.
@@ -142,7 +153,15 @@ pub async fn resume(
     query: web::Query<ResumeQuery>,
 ) -> Result<HttpResponse, AuthorizeError> {
     let (client, stored, pending) = load_pending(&state, &query.request).await?;
-    proceed(&state, &http, &client, stored, Some(pending)).await
+    proceed(
+        &state,
+        &http,
+        &client,
+        stored,
+        Some(pending),
+        Consent::NotGiven,
+    )
+    .await
 }
 
 /// The query of the resume step and of the interaction pages.
@@ -181,6 +200,7 @@ pub async fn load_pending(
         Pending {
             id: row.id,
             login_session_id: row.login_session_id,
+            selected_session_id: row.selected_session_id,
         },
     ))
 }
@@ -223,6 +243,7 @@ async fn park(
         client_id: request.client_id.clone(),
         parameters: to_json(request),
         login_session_id: None,
+        selected_session_id: None,
         created_at: at,
         expires_at: at + PENDING_REQUEST_TTL_SECS,
     };
@@ -245,12 +266,16 @@ fn go_to(page: &str, id: &str) -> HttpResponse {
 }
 
 /// Decides the next step of a request: a page, an error for the client, or the response.
+/// Every step is decided again on every call, in order (login, second factor, account choice,
+/// consent), so that no page can complete a step the request is not yet at: a consent given
+/// while a login or a second factor is still owed only leads to that step.
 pub async fn proceed(
     state: &AppState,
     http: &HttpRequest,
     client: &Client,
     request: AuthorizationRequest,
     pending: Option<Pending>,
+    consent: Consent,
 ) -> Result<HttpResponse, AuthorizeError> {
     let target = request.target(&state.settings.issuer);
     let to_client = |code: ErrorCode, description: &str| AuthorizeError::Redirect {
@@ -268,9 +293,11 @@ pub async fn proceed(
         None => true,
         Some(s) => {
             (request.prompt.login && !logged_in_for_this)
-                || request
-                    .max_age
-                    .is_some_and(|max| at - s.auth_time > max && !logged_in_for_this)
+                // `max_age=0` asks for a fresh login as `prompt=login` does, even within the
+                // second of the last one.
+                || request.max_age.is_some_and(|max| {
+                    (max == 0 || at - s.auth_time > max) && !logged_in_for_this
+                })
                 || request
                     .id_token_hint_sub
                     .as_ref()
@@ -292,7 +319,7 @@ pub async fn proceed(
             .run(move |conn| crate::store::sessions::touch(conn, &sid, now()))
             .await?;
     }
-    if request.requires_mfa() && session.acr != ACR_MFA {
+    if request.asks_for_mfa() && session.acr != ACR_MFA {
         let user_id = session.user_id.clone();
         let has_mfa = state
             .store
@@ -313,8 +340,18 @@ pub async fn proceed(
             };
             return interaction::start_second_factor(state, &session.user_id, challenge).await;
         }
+        if request.requires_mfa() {
+            return Err(to_client(
+                ErrorCode::UnmetAuthenticationRequirements,
+                "The essential acr (a second factor) cannot be met: the account has none",
+            ));
+        }
     }
-    if request.prompt.select_account && !logged_in_for_this {
+    let selected_for_this = pending
+        .as_ref()
+        .and_then(|p| p.selected_session_id.as_deref())
+        == Some(session.id.as_str());
+    if request.prompt.select_account && !logged_in_for_this && !selected_for_this {
         let id = park(state, &request, pending.as_ref()).await?;
         return Ok(go_to(paths::SELECT_ACCOUNT, &id));
     }
@@ -328,7 +365,13 @@ pub async fn proceed(
         .as_deref()
         .and_then(|s| Scope::parse(s).ok())
         .is_some_and(|granted| scope.is_subset_of(&granted));
-    if !client.skip_consent && (request.prompt.consent || !consented) {
+    if consent == Consent::Given {
+        let (user_id, client_id) = (session.user_id.clone(), client.id.clone());
+        state
+            .store
+            .run(move |conn| remember_consent(conn, &user_id, &client_id, &scope))
+            .await?;
+    } else if !client.skip_consent && (request.prompt.consent || !consented) {
         if request.prompt.none {
             return Err(to_client(
                 ErrorCode::ConsentRequired,
@@ -339,6 +382,25 @@ pub async fn proceed(
         return Ok(go_to(paths::CONSENT, &id));
     }
     complete(state, client, &request, &session, pending.as_ref()).await
+}
+
+/// Adds `scope` to what the user has consented to for the client.
+fn remember_consent(
+    conn: &mut crate::store::AnyConnection,
+    user_id: &str,
+    client_id: &str,
+    scope: &Scope,
+) -> Result<(), StoreError> {
+    let mut granted = consents::granted_scope(conn, user_id, client_id)?
+        .and_then(|s| Scope::parse(&s).ok())
+        .unwrap_or_default()
+        .to_string();
+    for token in scope.iter() {
+        granted.push(' ');
+        granted.push_str(token);
+    }
+    let merged = Scope::parse(&granted).unwrap_or_default().to_string();
+    consents::save(conn, user_id, client_id, &merged, now())
 }
 
 /// Issues the response of an authorized request: records the grant, then sends the code and

@@ -55,15 +55,18 @@ impl AuthorizationRequest {
         Scope::parse(&self.scope).unwrap_or_default()
     }
 
-    /// Whether only a sign-in with a second factor satisfies the request: `acr_values` lists the
-    /// MFA level and not the password level, or the `claims` request makes the MFA level
-    /// essential.
+    /// Whether the request asks for a sign-in with a second factor: `acr_values` lists the MFA
+    /// level and not the password level (a preference, met when the account can), or
+    /// [`Self::requires_mfa`].
+    pub fn asks_for_mfa(&self) -> bool {
+        only_mfa(&self.acr_values) || self.requires_mfa()
+    }
+
+    /// Whether nothing but a sign-in with a second factor answers the request: the `claims`
+    /// request makes the MFA level essential. When it cannot be met, the answer is an error
+    /// (OpenID Connect Core §5.5.1.1), never a token at a weaker level.
     pub fn requires_mfa(&self) -> bool {
-        use crate::domain::{ACR_MFA, ACR_PASSWORD};
-        let asked = |values: &[String]| {
-            values.iter().any(|v| v == ACR_MFA) && !values.iter().any(|v| v == ACR_PASSWORD)
-        };
-        asked(&self.acr_values) || asked(&self.claims.essential_acr())
+        only_mfa(&self.claims.essential_acr())
     }
 
     /// Where and how responses (and errors) go.
@@ -380,4 +383,11 @@ fn hint_subject(keys: &KeySet, issuer: &str, client_id: &str, hint: &str) -> Opt
         _ => false,
     };
     audience_ok.then(|| claims.get("sub")?.as_str().map(str::to_owned))?
+}
+
+/// Whether `values` (of `acr_values` or an essential `acr`) list the MFA level and not the
+/// password level.
+fn only_mfa(values: &[String]) -> bool {
+    use crate::domain::{ACR_MFA, ACR_PASSWORD};
+    values.iter().any(|v| v == ACR_MFA) && !values.iter().any(|v| v == ACR_PASSWORD)
 }

@@ -76,6 +76,7 @@ pub(super) async fn issue(
         amr: None,
         sid: None,
         gid: None,
+        cep: Some(client.token_epoch),
     };
     let keys = state.keys.current();
     let access_token = access_token::mint(&keys, state.settings.access_token_signing_alg, &claims)?;

@@ -1,8 +1,10 @@
 //! The refresh token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14).
 //!
 //! Each use rotates the token. A rotated token presented again revokes its whole grant, unless
-//! it comes back within the grace window (a client retrying a request whose answer it lost),
-//! in which case it gets the same successor: one family, never two. A reuse is a security event:
+//! it comes back within the grace window from a client that authenticated (a client retrying a
+//! request whose answer it lost), in which case it gets the same successor: one family, never
+//! two. A public client proves nothing by naming itself, so whoever replays its stolen token
+//! gets no grace: the replay revokes the family. A reuse is a security event:
 //! the revocation and its audit entry commit together, before the error answer is sent.
 
 use actix_web::HttpRequest;
@@ -10,7 +12,7 @@ use serde_json::json;
 
 use crate::accounts::login::on_behalf_of;
 use crate::crypto::Crypto;
-use crate::domain::{GrantType, PlainToken, Scope, now};
+use crate::domain::{AuthMethod, GrantType, PlainToken, Scope, now};
 use crate::events::audit::{self, Actor, AuditEvent};
 use crate::oauth::client_auth::authenticate_then_write;
 use crate::oauth::clients::Client;
@@ -137,7 +139,14 @@ fn decider(
             )));
         }
         match asked {
-            Ok(asked) => rotate(conn, &crypto, &client.id, &asked, grace, ttl, &actor),
+            Ok(asked) => {
+                let grace = if client.auth_method == AuthMethod::None {
+                    0
+                } else {
+                    grace
+                };
+                rotate(conn, &crypto, &client.id, &asked, grace, ttl, &actor)
+            }
             Err(invalid) => Ok(Decision::Invalid(invalid)),
         }
     }
