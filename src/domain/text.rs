@@ -58,7 +58,7 @@ mod tests {
             "esc\u{1b}[31m",
             "x\u{2028}y",
             "del\u{7f}",
-            "c1\u{85}",
+            "c1\u{85}x",
         ] {
             assert!(line(bad, 100).is_err(), "{bad:?}");
         }
