@@ -644,7 +644,7 @@ async fn postgres_stopped_under_load_gets_timely_503s_and_is_served_again_withou
     );
     // Still the same process: its uptime covers the outage.
     let detailed = server
-        .call(Method::GET, "/health/detailed", None, None)
+        .call(Method::GET, "/api/v1/system/health", None, None)
         .await;
     assert_eq!(detailed.status, 200);
     assert!(

@@ -113,9 +113,14 @@ pub fn form_post_fields(html: &str) -> (String, Vec<(String, String)>) {
 impl Browser {
     /// A new browser with an empty cookie jar.
     pub fn new(app: &TestApp) -> Self {
+        Self::at(&app.address)
+    }
+
+    /// A new browser with an empty cookie jar for the server at `origin` (a server process).
+    pub fn at(origin: &str) -> Self {
         Self {
             http: http_client(),
-            origin: app.address.clone(),
+            origin: origin.trim_end_matches('/').to_owned(),
         }
     }
 

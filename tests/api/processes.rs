@@ -267,6 +267,8 @@ impl Server {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(&self.env)
             .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
+            // Every receiver the tests start (webhooks, logout notices) is loopback.
+            .env("LATCHKEY_OUTBOUND__ALLOW_PRIVATE_NETWORKS", "true")
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
