@@ -132,39 +132,45 @@ pub async fn send_verification(state: &AppState, user_id: &str) -> anyhow::Resul
 
 /// Starts a password reset for the account with this address, if it exists and is active
 /// (`password_reset_requested` in the audit log, by the account from the request's address).
-/// Says nothing about whether it did (the caller always answers the same).
-pub async fn request_reset(state: &AppState, address: &str, actor: &Actor) -> anyhow::Result<()> {
+/// Says nothing about whether it did: the lookup and the writes run in a task of their own,
+/// after the caller has answered, so neither the answer nor how long it takes tells a known
+/// address from an unknown one. A failure there is logged.
+pub fn request_reset(state: &AppState, address: &str, actor: &Actor) {
     let shared = state.handles();
+    let store = state.store.clone();
     let address = address.trim().to_lowercase();
     let actor = actor.clone();
-    state
-        .store
-        .write(move |conn| {
-            let user = match users::find_by_login(conn, &address) {
-                Ok(user) if user.email == address && user.status == "active" => user,
-                Ok(_) | Err(StoreError::NotFound) => return Ok(()),
-                Err(other) => return Err(other),
-            };
-            let ttl = shared.settings.accounts.reset_token_ttl_secs;
-            let token = new_token(conn, &shared, &user.id, RESET_PASSWORD, None, ttl)?;
-            let link = link(&shared, paths::ACCOUNT_RESET_PASSWORD, &token);
-            mail(
-                conn,
-                &shared,
-                &user.email,
-                &user,
-                EmailKind::ResetPassword { link },
-            )?;
-            audit::record(
-                conn,
-                &on_behalf_of(&actor, &user.id),
-                AuditEvent::new("password_reset_requested", "users", Some(&user.id))
-                    .info(json!({"email": user.email})),
-            )?;
-            Ok(())
-        })
-        .await?;
-    Ok(())
+    tokio::spawn(async move {
+        let written = store
+            .write(move |conn| {
+                let user = match users::find_by_login(conn, &address) {
+                    Ok(user) if user.email == address && user.status == "active" => user,
+                    Ok(_) | Err(StoreError::NotFound) => return Ok(()),
+                    Err(other) => return Err(other),
+                };
+                let ttl = shared.settings.accounts.reset_token_ttl_secs;
+                let token = new_token(conn, &shared, &user.id, RESET_PASSWORD, None, ttl)?;
+                let link = link(&shared, paths::ACCOUNT_RESET_PASSWORD, &token);
+                mail(
+                    conn,
+                    &shared,
+                    &user.email,
+                    &user,
+                    EmailKind::ResetPassword { link },
+                )?;
+                audit::record(
+                    conn,
+                    &on_behalf_of(&actor, &user.id),
+                    AuditEvent::new("password_reset_requested", "users", Some(&user.id))
+                        .info(json!({"email": user.email})),
+                )?;
+                Ok(())
+            })
+            .await;
+        if let Err(error) = written {
+            tracing::error!(error = %error, "a password reset request could not be recorded");
+        }
+    });
 }
 
 /// When a reset token expires, if it is live.

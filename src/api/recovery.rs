@@ -61,7 +61,7 @@ pub async fn forgot_password(
         .ok_or_else(|| ApiError::validation(vec![FieldError::new("email", "is required")]))?;
     let address = Email::parse(address)
         .map_err(|e| ApiError::validation(vec![FieldError::new("email", e.0)]))?;
-    recovery::request_reset(&state, address.as_str(), &actor(&http, None)).await?;
+    recovery::request_reset(&state, address.as_str(), &actor(&http, None));
     Ok(HttpResponse::Ok().json(json!({
         "message": "Password reset email sent if account exists",
     })))

@@ -144,6 +144,7 @@ async fn legacy_user(app: &TestApp, username: &str, first_name: &str) {
 async fn f2_a_message_from_older_data_neither_kills_the_worker_nor_blocks_the_next() {
     let app = spawn_app_with(quick_outbox()).await;
     legacy_user(&app, "oldtimer", "a\nb").await;
+    let queued = app.count("outbox").await;
     let (status, _) = post_json(
         &app,
         "/api/v1/auth/forgot-password",
@@ -152,6 +153,12 @@ async fn f2_a_message_from_older_data_neither_kills_the_worker_nor_blocks_the_ne
     )
     .await;
     assert_eq!(status, 200);
+    // The reset is queued after the answer: wait until it is.
+    eventually(10, "the reset mail queued", || {
+        let app = &app;
+        async move { (app.count("outbox").await > queued).then_some(()) }
+    })
+    .await;
     // The mail after it still goes out, and the one after that.
     for n in 1..=2 {
         register(&app, &format!("later{n}"), &format!("later{n}@example.com")).await;
