@@ -71,6 +71,10 @@ enum PasswordUse {
     Login,
     /// A signed-in person confirming a sensitive change.
     Reauthentication,
+    /// The right password of an account without a second factor, from an address it has not
+    /// signed in from, while its login is sprayed: answered and counted as a wrong one, so the
+    /// answer never tells the sprayer which guess was right.
+    SprayedLogin,
 }
 
 impl PasswordUse {
@@ -81,6 +85,10 @@ impl PasswordUse {
                 "method": "password",
                 "reason": "wrong password",
                 "purpose": "confirmation of a sensitive change",
+            }),
+            PasswordUse::SprayedLogin => json!({
+                "method": "password",
+                "reason": "right password from a new address while the login is sprayed from many addresses: refused as a wrong one",
             }),
         }
     }
@@ -220,7 +228,7 @@ fn count_wrong_password(
             locked,
         });
     };
-    let mut row = security::find(conn, user_id)?;
+    let mut row = security::find_for_update(conn, user_id)?;
     let window_open = row
         .failed_login_window_start
         .is_some_and(|start| start + window > at);
@@ -306,7 +314,7 @@ pub fn count_wrong_code(
     user_id: &str,
 ) -> Result<Option<i64>, StoreError> {
     let at = now();
-    let mut row = security::find(conn, user_id)?;
+    let mut row = security::find_for_update(conn, user_id)?;
     let window_open = row
         .mfa_failed_window_start
         .is_some_and(|start| start + rules.lockout_window_secs as i64 > at);
@@ -435,7 +443,22 @@ pub async fn verify_credentials(
         .verify(password.clone(), hash.clone())
         .await?;
     let known_id = found.account.as_ref().map(|(u, _)| u.id.clone());
-    let Some((user, security_row)) = found.account.filter(|_| password_ok) else {
+    // Under a spray, a password alone does not sign in from a new address; it is refused the
+    // way a wrong one is, before any other answer could tell that it was right.
+    let sprayed = found.login.as_ref().is_some_and(|l| l.failures >= spray);
+    let sprayed_out = password_ok
+        && sprayed
+        && !found.known_address
+        && found.account.as_ref().is_some_and(|(_, s)| !s.mfa_enabled);
+    if sprayed_out {
+        tracing::warn!(target: "latchkey::security", event = "login_sprayed", "a right password from a new address refused while the login is sprayed");
+    }
+    let usage = if sprayed_out {
+        PasswordUse::SprayedLogin
+    } else {
+        PasswordUse::Login
+    };
+    let Some((user, security_row)) = found.account.filter(|_| password_ok && !sprayed_out) else {
         let (crypto, failed, address) =
             (state.crypto.clone(), attempt.clone(), keys.address.clone());
         let keys = ThrottleKeys {
@@ -453,7 +476,7 @@ pub async fn verify_credentials(
                     &failed,
                     &keys,
                     known_id.as_deref(),
-                    PasswordUse::Login,
+                    usage,
                 )?;
                 if known_id.is_none() {
                     // The submitted login is not a secret; it says what was tried.
@@ -493,26 +516,6 @@ pub async fn verify_credentials(
         )
         .await?;
         return Err(CredentialError::Disabled);
-    }
-    let sprayed = found
-        .login
-        .as_ref()
-        .filter(|l| l.failures >= spray)
-        .map(|l| l.window_start + rules.lockout_window_secs as i64 - at);
-    if let Some(retry_after) = sprayed.filter(|_| !security_row.mfa_enabled && !found.known_address)
-    {
-        refuse(
-            Some(user.id.clone()),
-            json!({
-                "method": "password",
-                "reason": "many failed passwords from many addresses: a password alone is not enough from a new address",
-            }),
-        )
-        .await?;
-        tracing::warn!(target: "latchkey::security", event = "login_sprayed", user_id = %user.id, "password refused from a new address while the login is sprayed");
-        return Err(CredentialError::Locked {
-            retry_after: retry_after.max(1),
-        });
     }
     if security_row.mfa_enabled
         && let Some(retry_after) = second_factor_locked_for(&security_row, at)
@@ -557,7 +560,7 @@ fn forgive_password_failures(
     address_key: &str,
 ) -> Result<(), StoreError> {
     throttles::clear(conn, address_key)?;
-    let mut row = security::find(conn, user_id)?;
+    let mut row = security::find_for_update(conn, user_id)?;
     if row.failed_login_count != 0 || row.failed_login_window_start.is_some() {
         row.failed_login_count = 0;
         row.failed_login_window_start = None;
@@ -571,7 +574,7 @@ fn forgive_password_failures(
 /// unlock by an administrator, and for a password reset from a mailed link.
 pub fn forgive_all_failures(conn: &mut AnyConnection, user_id: &str) -> Result<(), StoreError> {
     throttles::clear_user(conn, user_id)?;
-    let mut row = security::find(conn, user_id)?;
+    let mut row = security::find_for_update(conn, user_id)?;
     row.failed_login_count = 0;
     row.failed_login_window_start = None;
     row.mfa_failed_count = 0;
@@ -668,7 +671,7 @@ pub fn record_login(
     sign_in: &SignIn<'_>,
 ) -> Result<(), StoreError> {
     let user = sign_in.user;
-    let mut row = security::find(conn, &user.id)?;
+    let mut row = security::find_for_update(conn, &user.id)?;
     if row.mfa_failed_count != 0 || row.mfa_failed_window_start.is_some() {
         row.mfa_failed_count = 0;
         row.mfa_failed_window_start = None;

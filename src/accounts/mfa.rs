@@ -295,7 +295,7 @@ pub fn confirm_setup(
     if !rows::use_challenge(conn, &hash, now())? {
         return Err(MfaError::UnknownChallenge);
     }
-    let mut row = security::find(conn, &challenge.user_id)?;
+    let mut row = security::find_for_update(conn, &challenge.user_id)?;
     if row.mfa_enabled {
         return Err(MfaError::AlreadyEnabled);
     }
@@ -324,7 +324,7 @@ pub fn verify_code(
     user_id: &str,
     code: &str,
 ) -> Result<Factor, MfaError> {
-    let mut row = security::find(conn, user_id)?;
+    let mut row = security::find_for_update(conn, user_id)?;
     let (true, Some(sealed)) = (row.mfa_enabled, row.totp_secret.clone()) else {
         return Err(MfaError::NotEnabled);
     };
@@ -350,7 +350,7 @@ pub fn verify_code(
 /// Turns MFA off (the caller has checked the password); `mfa_disabled` in the audit log. Call
 /// it inside a transaction.
 pub fn disable(conn: &mut AnyConnection, user_id: &str, actor: &Actor) -> Result<(), MfaError> {
-    let mut row = security::find(conn, user_id)?;
+    let mut row = security::find_for_update(conn, user_id)?;
     if !row.mfa_enabled {
         return Err(MfaError::NotEnabled);
     }
@@ -572,7 +572,7 @@ pub async fn complete_second_factor(
                 return Ok(Err(SecondFactorError::UnknownChallenge));
             };
             let user = crate::store::users::find(conn, &user_id)?;
-            let security_row = security::find(conn, &user_id)?;
+            let security_row = security::find_for_update(conn, &user_id)?;
             let at = now();
             if let Some(retry_after) = locked_for(&user, &security_row, at)
                 .or_else(|| second_factor_locked_for(&security_row, at))

@@ -236,7 +236,7 @@ pub async fn reset_password(
             // The failures counted against the account are forgiven; an administrator's lock
             // is not theirs to lift, and stays.
             crate::accounts::login::forgive_all_failures(conn, &user.id)?;
-            let mut row = security::find(conn, &user.id)?;
+            let mut row = security::find_for_update(conn, &user.id)?;
             row.password_changed_at = Some(at);
             security::save(conn, &row)?;
             let ended = end_other_sessions(

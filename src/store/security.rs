@@ -65,7 +65,22 @@ pub fn find(conn: &mut AnyConnection, user_id: &str) -> Result<SecurityRow, Stor
         .get_result(conn)?)
 }
 
-/// Writes the whole security state of an account.
+/// The security state of an account, read to be changed and written back with [`save`]: on
+/// PostgreSQL the row stays locked (`FOR UPDATE`) until the transaction ends, so concurrent
+/// changes (two wrong codes at once, a password beside a code) wait for each other instead of
+/// writing back what the other did not see. SQLite has one writer already.
+pub fn find_for_update(conn: &mut AnyConnection, user_id: &str) -> Result<SecurityRow, StoreError> {
+    let query = user_security::table.find(user_id);
+    Ok(match conn {
+        AnyConnection::Postgresql(c) => query
+            .select(SecurityRow::as_select())
+            .for_update()
+            .get_result(c)?,
+        AnyConnection::Sqlite(c) => query.select(SecurityRow::as_select()).get_result(c)?,
+    })
+}
+
+/// Writes the whole security state of an account (read with [`find_for_update`]).
 pub fn save(conn: &mut AnyConnection, row: &SecurityRow) -> Result<(), StoreError> {
     diesel::update(user_security::table.find(&row.user_id))
         .set(row)

@@ -411,7 +411,7 @@ pub fn lock(
     caller.ensure_outranks(conn, id)?;
     let at = now();
     let reason = reason.unwrap_or("locked by an administrator").to_owned();
-    let mut security = security::find(conn, id)?;
+    let mut security = security::find_for_update(conn, id)?;
     security.lock_reason = Some(reason.clone());
     let until = match duration_minutes {
         Some(minutes) => {
@@ -470,7 +470,7 @@ pub fn unlock(conn: &mut AnyConnection, caller: &Caller, id: &str) -> Result<(),
     caller.ensure_outranks(conn, id)?;
     let at = now();
     crate::accounts::login::forgive_all_failures(conn, id)?;
-    let mut security = security::find(conn, id)?;
+    let mut security = security::find_for_update(conn, id)?;
     security.locked_until = None;
     security.lock_reason = None;
     security::save(conn, &security)?;

@@ -78,6 +78,29 @@ async fn f1_wrong_second_factors_lock_although_each_round_starts_with_the_right_
     );
 }
 
+#[tokio::test]
+async fn f1_wrong_codes_sent_at_once_are_each_counted() {
+    let app = spawn_app().await;
+    let id = app.create_user("wanda", PASSWORD).await;
+    let mfa = turn_on_mfa(&app, &id).await;
+    let wrong = wrong_totp_code(&mfa.secret);
+    let (status, challenge) = api_login(&app, "wanda", PASSWORD, None).await;
+    assert_eq!(status, 403, "{challenge}");
+    let token = challenge["mfa_token"].as_str().unwrap();
+
+    // Twenty wrong codes at the same moment (on PostgreSQL, on as many connections).
+    let answers =
+        futures_util::future::join_all((0..20).map(|_| verify_code(&app, token, &wrong))).await;
+
+    // Each was counted against the one before it: four were wrong, the fifth locked, and the
+    // rest met the lock. None read a count another had not yet written.
+    let wrong_codes = answers.iter().filter(|(status, _)| *status == 401).count();
+    let locked = answers.iter().filter(|(status, _)| *status == 423).count();
+    assert_eq!((wrong_codes, locked), (4, 16), "{answers:?}");
+    let (status, _) = verify_code(&app, token, &totp_now(&mfa.secret)).await;
+    assert_eq!(status, 423, "the right code waits for the lock");
+}
+
 /// Signs in on the login page (no authorization request) with a password; the browser then
 /// stands on the second-factor page.
 async fn page_password(app: &TestApp, browser: &Browser, username: &str) -> Landing {
@@ -405,6 +428,49 @@ async fn f13_a_password_and_a_second_factor_from_a_new_address_get_in_under_atta
         Some("198.51.100.99"),
     )
     .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn f13_under_a_spray_the_right_password_from_a_new_address_answers_like_a_wrong_one() {
+    let app = behind_proxy().await;
+    register(&app, "sven", "sven@example.com").await;
+    let home = Some("198.51.100.7");
+    let (status, body) = api_login(&app, "sven", PASSWORD, home).await;
+    assert_eq!(status, 200, "{body}");
+    // A spray: two guesses from each of 30 addresses (past `lockout_spray_threshold`).
+    for n in 1..=30 {
+        let from = format!("203.0.113.{n}");
+        for _ in 0..2 {
+            api_login(&app, "sven", "guess", Some(&from)).await;
+        }
+    }
+    // The sprayer's right guess, from yet another address, looks like a wrong one.
+    let (wrong_status, wrong) = api_login(&app, "sven", "guess", Some("203.0.113.200")).await;
+    let (right_status, right) = api_login(&app, "sven", PASSWORD, Some("203.0.113.201")).await;
+    assert_eq!(
+        (wrong_status, right_status),
+        (401, 401),
+        "{wrong} / {right}"
+    );
+    assert_eq!(
+        (&wrong["error"], &wrong["message"]),
+        (&right["error"], &right["message"]),
+        "the answer tells the right password from no wrong one"
+    );
+    assert!(right.get("access_token").is_none(), "{right}");
+    // And keeps doing so at that address, until it locks like any guessing address.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            api_login(&app, "sven", PASSWORD, Some("203.0.113.201"))
+                .await
+                .0,
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 423]);
+    // The owner, from where they signed in before, is not affected.
+    let (status, body) = api_login(&app, "sven", PASSWORD, home).await;
     assert_eq!(status, 200, "{body}");
 }
 
