@@ -20,29 +20,38 @@ use crate::http::endpoint;
 use crate::paths;
 use crate::startup::AppState;
 
-const READ: &str = "webhooks:read";
-const WRITE: &str = "webhooks:write";
+const READ: &[&str] = &["webhooks:read"];
+const WRITE: &[&str] = &["webhooks:write"];
 /// Page size when the query names none.
 const DEFAULT_LIMIT: i64 = 20;
 
 /// The routes of the webhook API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for base in [paths::WEBHOOKS, paths::ADMIN_WEBHOOKS] {
-        cfg.service(endpoint(base).get(list).post(create).finish())
-            .service(
-                endpoint(&format!("{base}/{{id}}"))
-                    .get(get)
-                    .put(update)
-                    .patch(update)
-                    .delete(delete)
-                    .finish(),
-            )
-            .service(endpoint(&format!("{base}/{{id}}/test")).post(test).finish())
-            .service(
-                endpoint(&format!("{base}/{{id}}/deliveries"))
-                    .get(deliveries)
-                    .finish(),
-            );
+        cfg.service(
+            endpoint(base)
+                .get_as(READ, list)
+                .post_as(WRITE, create)
+                .finish(),
+        )
+        .service(
+            endpoint(&format!("{base}/{{id}}"))
+                .get_as(READ, get)
+                .put_as(WRITE, update)
+                .patch_as(WRITE, update)
+                .delete_as(WRITE, delete)
+                .finish(),
+        )
+        .service(
+            endpoint(&format!("{base}/{{id}}/test"))
+                .post_as(WRITE, test)
+                .finish(),
+        )
+        .service(
+            endpoint(&format!("{base}/{{id}}/deliveries"))
+                .get_as(READ, deliveries)
+                .finish(),
+        );
     }
 }
 
@@ -254,11 +263,9 @@ fn paginate<T>(
     security(("bearer" = ["webhooks:read"])),
 )]
 async fn list(
-    auth: Authenticated,
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(READ)?;
     let paging = query.paging(DEFAULT_LIMIT)?;
     let Window {
         position,
@@ -293,7 +300,6 @@ async fn create(
     state: web::Data<AppState>,
     body: Result<ApiJson<CreateRequest>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(WRITE)?;
     let allow_private = state.settings.outbound.allow_private_networks;
     let new = body?.0.parse(allow_private).map_err(ApiError::validation)?;
     let actor = auth.actor(&http);
@@ -319,12 +325,7 @@ async fn create(
     ),
     security(("bearer" = ["webhooks:read"])),
 )]
-async fn get(
-    auth: Authenticated,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(READ)?;
+async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let webhook = state
         .store
@@ -355,7 +356,6 @@ async fn update(
     id: web::Path<String>,
     body: Result<ApiJson<UpdateRequest>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(WRITE)?;
     let allow_private = state.settings.outbound.allow_private_networks;
     let changes = body?.0.parse(allow_private).map_err(ApiError::validation)?;
     let (id, actor, crypto) = (id.into_inner(), auth.actor(&http), state.crypto.clone());
@@ -389,7 +389,6 @@ async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(WRITE)?;
     let (id, actor) = (id.into_inner(), auth.actor(&http));
     state
         .store
@@ -417,7 +416,6 @@ async fn test(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(WRITE)?;
     let (id, actor, crypto) = (id.into_inner(), auth.actor(&http), state.crypto.clone());
     let delivery = state
         .store
@@ -444,12 +442,10 @@ async fn test(
     security(("bearer" = ["webhooks:read"])),
 )]
 async fn deliveries(
-    auth: Authenticated,
     state: web::Data<AppState>,
     id: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(READ)?;
     let paging = query.paging(DEFAULT_LIMIT)?;
     let Window {
         position,

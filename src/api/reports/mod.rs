@@ -35,19 +35,33 @@ use stats::{stats_overview, stats_users};
 
 /// The routes of the reporting API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(endpoint(paths::AUDIT_LOGS).get(audit_logs).finish())
-        .service(
-            endpoint(paths::AUDIT_LOGS_EXPORT)
-                .get(export_audit_logs)
-                .finish(),
-        )
-        .service(endpoint(paths::STATS_OVERVIEW).get(stats_overview).finish())
-        .service(endpoint(paths::STATS_USERS).get(stats_users).finish())
-        .service(
-            endpoint(paths::ANALYTICS_USERS)
-                .get(analytics_users)
-                .finish(),
-        );
+    const AUDIT: &[&str] = &["audit:read"];
+    const STATS: &[&str] = &["stats:read"];
+    cfg.service(
+        endpoint(paths::AUDIT_LOGS)
+            .get_as(AUDIT, audit_logs)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::AUDIT_LOGS_EXPORT)
+            .get_as(AUDIT, export_audit_logs)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::STATS_OVERVIEW)
+            .get_as(STATS, stats_overview)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::STATS_USERS)
+            .get_as(STATS, stats_users)
+            .finish(),
+    )
+    .service(
+        endpoint(paths::ANALYTICS_USERS)
+            .get_as(STATS, analytics_users)
+            .finish(),
+    );
 }
 
 /// Parses the query string into `T`, answering a misfit with the contract's 400.

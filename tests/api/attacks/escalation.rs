@@ -85,6 +85,58 @@ async fn f3_nobody_registers_a_client_with_permissions_they_do_not_hold() {
 }
 
 #[tokio::test]
+async fn a_demotion_reaches_webhooks_audit_and_stats_at_once() {
+    let app = spawn_app().await;
+    let admin = Api::new(&app, &admin_token(&app).await);
+    create_role(
+        &admin,
+        "operator",
+        &[
+            "webhooks:read",
+            "webhooks:write",
+            "audit:read",
+            "stats:read",
+        ],
+    )
+    .await;
+    let (id, token) = user_with_roles(&app, "otto", &["operator", "user"]).await;
+    let otto = Api::new(&app, &token);
+    let (status, body) = otto.get("/audit/logs").await;
+    assert_eq!(status, 200, "{body}");
+    let webhooks_before = app.count("webhooks").await;
+
+    // The role is taken away; the token issued before it still names its permissions.
+    let (status, body) = admin
+        .patch(&format!("/users/{id}"), json!({"roles": ["user"]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = otto
+        .post(
+            "/webhooks",
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        app.count("webhooks").await,
+        webhooks_before,
+        "nothing stored"
+    );
+    for path in [
+        "/webhooks",
+        "/audit/logs",
+        "/audit/logs/export",
+        "/stats/overview",
+        "/stats/users",
+        "/analytics/users",
+    ] {
+        let (status, body) = otto.get(path).await;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn f11_a_public_client_cannot_introspect() {
     let app = spawn_app().await;
     let token = admin_token(&app).await;
