@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::admin_support::{Api, admin_token, client_credentials, create_role, user_with_roles};
+use crate::flows::{Browser, jwt_payload};
 use crate::helpers::{spawn_app, spawn_app_with};
 
 fn machine_client(scope: &str) -> Value {
@@ -152,6 +153,59 @@ async fn f11_a_public_client_cannot_introspect() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"], "invalid_client");
     assert!(body.get("active").is_none());
+}
+
+#[tokio::test]
+async fn f14_a_narrowed_client_renews_its_users_grants_narrowed() {
+    let app = spawn_app().await;
+    let admin = Api::new(&app, &admin_token(&app).await);
+    let client = app
+        .web_client("Reader", |c| {
+            c.scope = Some("openid offline_access users:read stats:read".into())
+        })
+        .await;
+    let browser = Browser::new(&app);
+    let code = app
+        .code_for(
+            &browser,
+            &client,
+            "admin",
+            crate::helpers::ADMIN_PASSWORD,
+            &[("scope", "openid offline_access users:read stats:read")],
+        )
+        .await;
+    let tokens = app.exchange(&client, &code).await;
+    assert_eq!(
+        Api::new(&app, &tokens.access_token).get("/users").await.0,
+        200
+    );
+
+    let (status, body) = admin
+        .patch(
+            &format!("/admin/clients/{}", client.client_id),
+            json!({"scope": "openid offline_access stats:read"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let response = app
+        .refresh(&client, tokens.refresh_token.as_deref().unwrap())
+        .await;
+    assert_eq!(response.status(), 200);
+    let renewed: Value = response.json().await.unwrap();
+    assert_eq!(
+        renewed["scope"], "openid offline_access stats:read",
+        "{renewed}"
+    );
+    let access = renewed["access_token"].as_str().unwrap();
+    assert_eq!(
+        jwt_payload(access)["permissions"],
+        json!(["stats:read"]),
+        "{renewed}"
+    );
+    let api = Api::new(&app, access);
+    assert_eq!(api.get("/users").await.0, 403);
+    assert_eq!(api.get("/stats/overview").await.0, 200);
 }
 
 #[tokio::test]
