@@ -292,6 +292,10 @@ pub fn validate_action(request: &BulkActionRequest) -> Result<(), AdminError> {
             "must be 1 to 525600 (a year)".into(),
         ));
     }
+    if let Err(AdminError::Invalid(mut invalid)) = users::checked_reason(request.reason.as_deref())
+    {
+        errors.append(&mut invalid);
+    }
     if errors.is_empty() {
         Ok(())
     } else {

@@ -209,6 +209,20 @@ fn username_fits_address(before: &Value, changes: &mut UserChanges) -> Result<()
     Ok(())
 }
 
+/// The longest reason an administrator may give for a change of a user.
+const MAX_REASON_CHARS: usize = 500;
+
+/// An administrator's reason for a change of a user (a lock, a deactivation, a role change):
+/// one line, as it is kept in the audit log, on a locked account and in webhook payloads.
+/// Every path that takes a reason (one user, a bulk action) checks it here.
+pub fn checked_reason(raw: Option<&str>) -> Result<Option<String>, AdminError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) => crate::domain::text::line(raw, MAX_REASON_CHARS)
+            .map_err(|e| AdminError::invalid("reason", e.0)),
+    }
+}
+
 /// Changes a user. A change of roles is reported as `user.role_changed`, any other change as
 /// `user.updated`; a status other than active ends the user's sessions; a soft-deleted user
 /// comes back with `status: active`.
@@ -220,6 +234,7 @@ pub fn update(
     spec: UserSpec,
     reason: Option<&str>,
 ) -> Result<Value, AdminError> {
+    let reason = checked_reason(reason)?;
     lock_privileges(conn)?;
     let before = view(conn, id, Include::all())?;
     caller.ensure_outranks(conn, id)?;
@@ -301,7 +316,7 @@ pub fn update(
     };
     let mut event = AuditEvent::new("user_updated", "users", Some(id))
         .values(Some(pick(&old)), Some(pick(&new)));
-    if let Some(reason) = reason {
+    if let Some(reason) = &reason {
         event = event.info(json!({"reason": reason}));
     }
     audit::record(conn, &caller.actor, event)?;
@@ -403,6 +418,7 @@ pub fn lock(
     reason: Option<&str>,
     duration_minutes: Option<i64>,
 ) -> Result<Option<i64>, AdminError> {
+    let reason = checked_reason(reason)?;
     lock_privileges(conn)?;
     let before = view(conn, id, Include::default())?;
     if before["status"] == "deleted" {
@@ -410,7 +426,7 @@ pub fn lock(
     }
     caller.ensure_outranks(conn, id)?;
     let at = now();
-    let reason = reason.unwrap_or("locked by an administrator").to_owned();
+    let reason = reason.unwrap_or_else(|| "locked by an administrator".to_owned());
     let mut security = security::find_for_update(conn, id)?;
     security.lock_reason = Some(reason.clone());
     let until = match duration_minutes {

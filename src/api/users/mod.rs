@@ -523,11 +523,6 @@ async fn lock(
             "must be 1 to 525600 (a year)",
         )]));
     }
-    let reason = match reason.as_deref().map(|r| crate::domain::text::line(r, 500)) {
-        Some(Err(e)) => return Err(ApiError::validation(vec![FieldError::new("reason", e.0)])),
-        Some(Ok(reason)) => reason,
-        None => None,
-    };
     let caller = auth.caller(&http);
     let (handles, id) = (state.handles(), id.into_inner());
     let until = state

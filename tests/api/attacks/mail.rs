@@ -99,6 +99,36 @@ async fn f2_control_characters_in_names_are_refused_at_every_door() {
         assert_eq!(status, 422, "{path} {body}: {answer}");
         assert_eq!(answer["details"][0]["field"], field, "{answer}");
     }
+    // An administrator's reason, for one user or for many: it lands on the account, in the
+    // audit log and in the `user.locked` webhook.
+    let (_, me) = bearer(&app, Method::GET, "/api/v1/auth/me", &token, None).await;
+    let clean = me["id"].as_str().unwrap().to_owned();
+    let audit_before = app.count("audit_logs").await;
+    for (path, body) in [
+        (
+            format!("/users/{clean}/lock"),
+            json!({"reason": "x\r\nInjected: yes"}),
+        ),
+        (
+            "/users/bulk-actions".to_owned(),
+            json!({"action": "lock", "user_ids": [clean], "reason": "x\r\nInjected\u{1b}[31m"}),
+        ),
+        (
+            "/users/bulk-actions".to_owned(),
+            json!({"action": "deactivate", "user_ids": [clean], "reason": "two\nlines"}),
+        ),
+    ] {
+        let (status, answer) = admin.post(&path, body.clone()).await;
+        assert_eq!(status, 422, "{path} {body}: {answer}");
+        assert_eq!(answer["details"][0]["field"], "reason", "{answer}");
+    }
+    let (_, view) = admin.get(&format!("/users/{clean}")).await;
+    assert_eq!(view["status"], "active", "{view}");
+    assert_eq!(
+        app.count("audit_logs").await,
+        audit_before,
+        "nothing written"
+    );
 }
 
 /// Writes a user straight into the store with `first_name`, as data from before the door
