@@ -101,14 +101,19 @@ pub async fn detailed(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let full = if request.headers().contains_key(AUTHORIZATION) {
-        let caller = Authenticated::extract(&request).await?;
-        let caller = current_permissions(&state, caller).await?;
-        caller.require(SYSTEM_READ).is_ok()
-    } else {
-        false
-    };
+    let full = shows_internals(&state, &request).await?;
     detailed_view(&state, full).await
+}
+
+/// Whether the caller may see the server's internals (its figures, workers and uptime): a
+/// valid token holding `system:read` now. Without a token, no; with a bad one, 401.
+async fn shows_internals(state: &AppState, request: &HttpRequest) -> Result<bool, ApiError> {
+    if !request.headers().contains_key(AUTHORIZATION) {
+        return Ok(false);
+    }
+    let caller = Authenticated::extract(request).await?;
+    let caller = current_permissions(state, caller).await?;
+    Ok(caller.require(SYSTEM_READ).is_ok())
 }
 
 /// `GET /health/detailed` on the `metrics_bind` listener: the full view without a token.
@@ -160,32 +165,41 @@ async fn detailed_view(state: &AppState, full: bool) -> Result<HttpResponse, Api
         .json(body))
 }
 
-/// `GET /api/v1/system/health` in seed 000's shape; 503 in the error form when unhealthy.
+/// `GET /api/v1/system/health` in seed 000's shape (its `uptime` only for `system:read`, as
+/// on `/health/detailed`); 503 in the error form when unhealthy.
 #[utoipa::path(
     get,
     path = crate::paths::SYSTEM_HEALTH,
     tag = "system",
     responses(
-        (status = 200, description = "Healthy (seed 000's shape)", body = schema::SystemHealth),
+        (status = 200, description = "Healthy (seed 000's shape; `uptime` only for a token holding `system:read`)", body = schema::SystemHealth),
+        (status = 401, description = "A token was sent and is not valid", body = crate::api::openapi::ApiErrorBody),
         (status = 503, description = "The database cannot be reached: the services are in `details`", body = crate::api::openapi::ApiErrorBody),
     ),
-    security(()),
+    security((), ("bearer" = ["system:read"])),
 )]
-pub async fn system(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn system(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let internals = shows_internals(&state, &request).await?;
     let database = check_database(&state).await;
     let services = json!({ "database": database.status });
     if database.status != "healthy" {
         return Err(ApiError::unavailable().with_details(json!({ "services": services })));
     }
+    let mut body = json!({
+        "status": "healthy",
+        "version": VERSION,
+        "services": services,
+        "timestamp": Timestamp(now()),
+    });
+    if internals {
+        body["uptime"] = json!(state.started_at.elapsed().as_secs());
+    }
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(json!({
-            "status": "healthy",
-            "version": VERSION,
-            "uptime": state.started_at.elapsed().as_secs(),
-            "services": services,
-            "timestamp": Timestamp(now()),
-        })))
+        .json(body))
 }
 
 /// This module's operations, for the OpenAPI document.
@@ -289,7 +303,8 @@ pub mod schema {
     pub struct SystemHealth {
         pub status: String,
         pub version: String,
-        pub uptime: u64,
+        /// Seconds since the process started; only for a token holding `system:read`.
+        pub uptime: Option<u64>,
         pub services: HealthServices,
         pub timestamp: Timestamp,
     }

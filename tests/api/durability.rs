@@ -643,8 +643,9 @@ async fn postgres_stopped_under_load_gets_timely_503s_and_is_served_again_withou
         "a panic during the outage:\n{log}"
     );
     // Still the same process: its uptime covers the outage.
+    let admin = server.admin_token().await;
     let detailed = server
-        .call(Method::GET, "/api/v1/system/health", None, None)
+        .call(Method::GET, "/api/v1/system/health", Some(&admin), None)
         .await;
     assert_eq!(detailed.status, 200);
     assert!(
