@@ -42,12 +42,17 @@ struct Hint {
 }
 
 /// The subject, session and client of an ID token this provider signed (expired ones too:
-/// RP-Initiated Logout §2).
+/// RP-Initiated Logout §2). Only an ID token: an access token (`typ: at+jwt`), a logout token
+/// or a signed userinfo answer (which has no `exp`) names no session to end.
 fn read_hint(state: &AppState, token: &str) -> Option<Hint> {
     let keys = state.keys.current();
     let verified = keys.verify(token).ok()?;
+    let typ = verified.header.get("typ").and_then(Value::as_str);
+    if typ.is_some_and(|typ| !typ.eq_ignore_ascii_case("JWT")) {
+        return None;
+    }
     let claims: Value = serde_json::from_slice(&verified.payload).ok()?;
-    if claims.get("iss")?.as_str()? != state.settings.issuer {
+    if claims.get("iss")?.as_str()? != state.settings.issuer || claims.get("exp").is_none() {
         return None;
     }
     let client_id = match claims.get("aud")? {
@@ -186,17 +191,16 @@ async fn logout(
                     .await?
             }
         },
-        (Some(_), Some(_)) => false,
-        (Some(_), None) => true,
-        (None, _) => false,
+        // Another person's hint, or no session in this browser: nothing here to end. A hint
+        // alone (an ID token its client holds) never ends a session from elsewhere.
+        _ => false,
     };
-    if let (Some(hint), true) = (&hint, hint_matches_browser) {
-        let ended_sid = session.as_ref().map(|s| s.id.clone()).or(hint.sid.clone());
+    if let (Some(hint), Some(current), true) = (&hint, &session, hint_matches_browser) {
         let by = actor(http, Some(&hint.sub));
         let frames = end(
             state,
             &by,
-            ended_sid.as_deref(),
+            Some(&current.id),
             Some(&hint.sub),
             Some(&hint.client_id),
         )

@@ -206,3 +206,67 @@ async fn a_hint_from_the_session_a_forced_re_login_replaced_is_accepted() {
     assert_eq!(status, 200);
     assert!(html.contains("Sign out?"), "asked first: {html}");
 }
+
+/// Sessions not yet ended.
+async fn live_sessions(app: &TestApp) -> i64 {
+    use diesel::prelude::*;
+    use latchkey::store::schema::sessions;
+    app.state
+        .store
+        .run(|conn| {
+            Ok(sessions::table
+                .filter(sessions::revoked_at.is_null())
+                .count()
+                .get_result(conn)?)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_hint_ends_no_session_from_another_browser_and_only_an_id_token_is_a_hint() {
+    let app = spawn_app().await;
+    app.create_user("xena", PASSWORD).await;
+    let client = rp(&app).await;
+    let browser = Browser::new(&app);
+    let code = app
+        .code_for(&browser, &client, "xena", PASSWORD, &[("scope", "openid")])
+        .await;
+    let tokens = app.exchange(&client, &code).await;
+    let id_token = tokens.id_token.unwrap();
+    assert_eq!(live_sessions(&app).await, 1);
+
+    // Anyone holding the ID token (the client does, and whoever it leaked to), from a browser
+    // without the session: signed out there, redirected, and the session lives on.
+    let url = logout_url(
+        &app,
+        &[
+            ("id_token_hint", &id_token),
+            ("post_logout_redirect_uri", "https://rp.example/bye"),
+            ("state", "s1"),
+        ],
+    );
+    let response = Browser::new(&app).http.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert!(
+        response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("https://rp.example/bye?state=s1")
+    );
+    assert_eq!(live_sessions(&app).await, 1, "the session was not ended");
+
+    // An access token signed by the same keys is no hint: the person is asked.
+    let url = logout_url(&app, &[("id_token_hint", &tokens.access_token)]);
+    let (_, status, html) = browser.visit(&url).await.page();
+    assert_eq!(status, 200);
+    assert!(html.contains("Sign out?"), "{html}");
+    assert_eq!(live_sessions(&app).await, 1);
+
+    // The ID token, from the browser that holds its session, ends it at once.
+    let url = logout_url(&app, &[("id_token_hint", &id_token)]);
+    let (_, status, html) = browser.visit(&url).await.page();
+    assert_eq!(status, 200);
+    assert!(!html.contains("Sign out?"), "{html}");
+    assert_eq!(live_sessions(&app).await, 0);
+}
