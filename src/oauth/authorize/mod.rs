@@ -283,6 +283,12 @@ pub async fn proceed(
         code,
         description: description.to_owned(),
     };
+    if request.asks_for_an_unknown_level() {
+        return Err(to_client(
+            ErrorCode::UnmetAuthenticationRequirements,
+            "No sign-in here meets the essential acr values asked for",
+        ));
+    }
     let session = current_session(state, http).await?;
     let logged_in_for_this = match (&session, &pending) {
         (Some(s), Some(p)) => p.login_session_id.as_deref() == Some(s.id.as_str()),

@@ -69,6 +69,15 @@ impl AuthorizationRequest {
         only_mfa(&self.claims.essential_acr())
     }
 
+    /// Whether the `claims` request makes `acr` essential with no level this provider signs
+    /// in at: no sign-in can meet it (OpenID Connect Core §5.5.1.1), so the answer is an error
+    /// before anyone is asked to sign in.
+    pub fn asks_for_an_unknown_level(&self) -> bool {
+        use crate::domain::{ACR_MFA, ACR_PASSWORD};
+        let essential = self.claims.essential_acr();
+        !essential.is_empty() && !essential.iter().any(|v| v == ACR_MFA || v == ACR_PASSWORD)
+    }
+
     /// Where and how responses (and errors) go.
     pub fn target(&self, issuer: &str) -> ResponseTarget {
         ResponseTarget {

@@ -219,6 +219,25 @@ async fn f12_an_essential_acr_that_cannot_be_met_is_an_error_not_a_weaker_acr() 
         .await
         .left();
     assert!(param(&callback, "code").is_some(), "{callback}");
+    // An essential level this provider has no sign-in for fails before anyone signs in.
+    let claims = json!({"id_token": {"acr": {"essential": true, "value": "urn:example:gold"}}});
+    let url = authorize_url(
+        &app,
+        &client.client_id,
+        &[
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "st-gold"),
+            ("claims", &claims.to_string()),
+        ],
+    );
+    let callback = Browser::new(&app).visit(&url).await.left();
+    assert_eq!(
+        param(&callback, "error").as_deref(),
+        Some("unmet_authentication_requirements"),
+        "{callback}"
+    );
+    assert_eq!(param(&callback, "state").as_deref(), Some("st-gold"));
 }
 
 #[tokio::test]
