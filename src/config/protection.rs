@@ -46,6 +46,8 @@ pub struct RateLimitSettings {
     pub register: LimitRule,
     /// `POST /api/v1/auth/login` and the login page, per IP and username.
     pub login: LimitRule,
+    /// The same logins per IP alone, whatever login they name.
+    pub login_address: LimitRule,
     /// `POST /api/v1/auth/reset-password` and the reset page, per IP.
     pub reset_password: LimitRule,
     /// `POST /api/v1/auth/forgot-password`, per IP.
@@ -63,6 +65,7 @@ impl Default for RateLimitSettings {
             store: CounterStore::Auto,
             register: LimitRule::new(100, 300),
             login: LimitRule::new(15, 300),
+            login_address: LimitRule::new(100, 300),
             reset_password: LimitRule::new(10, 300),
             forgot_password: LimitRule::new(3, 3600),
             refresh: LimitRule::new(10, 60),
@@ -77,6 +80,7 @@ impl RateLimitSettings {
         for (name, rule) in [
             ("register", self.register),
             ("login", self.login),
+            ("login_address", self.login_address),
             ("reset_password", self.reset_password),
             ("forgot_password", self.forgot_password),
             ("refresh", self.refresh),

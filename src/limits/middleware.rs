@@ -118,19 +118,24 @@ fn refusal(limit: Limit, standing: &Standing, page: bool) -> actix_web::HttpResp
     response
 }
 
+/// The client address of a request, as the limits key it.
+fn address_of(state: &AppState, request: &ServiceRequest) -> String {
+    crate::http::client_ip(
+        request.peer_addr(),
+        request.headers(),
+        &state.settings.trusted_proxies,
+    )
+    .map(|ip| ip.to_string())
+    .unwrap_or_else(|| "unknown".into())
+}
+
 /// The client key of a request under `limit`. Reads (and puts back) the body of a login.
 async fn key_of(
     state: &AppState,
     limit: Limit,
     request: &mut ServiceRequest,
 ) -> Result<String, Error> {
-    let ip = crate::http::client_ip(
-        request.peer_addr(),
-        request.headers(),
-        &state.settings.trusted_proxies,
-    )
-    .map(|ip| ip.to_string())
-    .unwrap_or_else(|| "unknown".into());
+    let ip = address_of(state, request);
     match limit {
         Limit::Login => {
             let body =
@@ -179,32 +184,50 @@ pub async fn enforce(
         _ => return Ok(next.call(request).await?.map_into_left_body()),
     };
     let key = key_of(&state, limit, &mut request).await?;
-    let standing = match state.limiter.hit(limit, &key).await {
-        Ok(standing) => standing,
-        Err(error) => {
-            // Without the counters the request is served as if unlimited: the handler then
-            // meets the same database trouble and answers it (503), not the limiter.
-            tracing::warn!(%error, rule = limit.name(), "rate-limit counters unavailable");
-            return Ok(next.call(request).await?.map_into_left_body());
+    // A login counts against its address's ceiling first, then against its own bucket.
+    let ceiling =
+        (limit == Limit::Login).then(|| (Limit::LoginAddress, address_of(&state, &request)));
+    let mut standing = None;
+    for (limit, key) in ceiling.into_iter().chain([(limit, key)]) {
+        let counted = match state.limiter.hit(limit, &key).await {
+            Ok(counted) => counted,
+            Err(error) => {
+                // Without the counters the request is served as if unlimited: the handler
+                // then meets the same database trouble and answers it (503), not the limiter.
+                tracing::warn!(%error, rule = limit.name(), "rate-limit counters unavailable");
+                return Ok(next.call(request).await?.map_into_left_body());
+            }
+        };
+        if !counted.allowed() {
+            return Ok(refuse(&state, limit, &counted, request));
         }
-    };
-    if !standing.allowed() {
-        state.metrics.rate_limited(limit.name());
-        tracing::info!(
-            target: "latchkey::security",
-            event = "rate_limited",
-            rule = limit.name(),
-            "request refused by a rate limit"
-        );
-        let page = !request.path().starts_with("/api/");
-        let response = refusal(limit, &standing, page);
-        return Ok(request.into_response(response).map_into_right_body());
+        standing = Some(counted);
     }
+    let standing = standing.expect("every request with a rule is counted once at least");
     let mut response = next.call(request).await?;
     for (name, value) in headers(&standing) {
         response.headers_mut().insert(name, value);
     }
     Ok(response.map_into_left_body())
+}
+
+/// The 429 of a request that `limit` refuses.
+fn refuse(
+    state: &AppState,
+    limit: Limit,
+    standing: &Standing,
+    request: ServiceRequest,
+) -> ServiceResponse<EitherBody<BoxBody, BoxBody>> {
+    state.metrics.rate_limited(limit.name());
+    tracing::info!(
+        target: "latchkey::security",
+        event = "rate_limited",
+        rule = limit.name(),
+        "request refused by a rate limit"
+    );
+    let page = !request.path().starts_with("/api/");
+    let response = refusal(limit, standing, page);
+    request.into_response(response).map_into_right_body()
 }
 
 #[cfg(test)]

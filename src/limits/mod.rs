@@ -22,6 +22,9 @@ pub enum Limit {
     Register,
     /// Logins (API and page), per IP and username.
     Login,
+    /// Logins (API and page) from one IP, whatever login they name: the ceiling over
+    /// [`Limit::Login`], which a fresh login in every request would otherwise escape.
+    LoginAddress,
     /// Setting a password with a reset token, per IP.
     ResetPassword,
     /// Asking for a reset mail, per IP.
@@ -38,6 +41,7 @@ impl Limit {
         match self {
             Self::Register => "register",
             Self::Login => "login",
+            Self::LoginAddress => "login_address",
             Self::ResetPassword => "reset_password",
             Self::ForgotPassword => "forgot_password",
             Self::Refresh => "refresh",
@@ -50,6 +54,7 @@ impl Limit {
         match self {
             Self::Register => settings.register,
             Self::Login => settings.login,
+            Self::LoginAddress => settings.login_address,
             Self::ResetPassword => settings.reset_password,
             Self::ForgotPassword => settings.forgot_password,
             Self::Refresh => settings.refresh,
@@ -61,7 +66,7 @@ impl Limit {
     pub fn error_code(self) -> &'static str {
         match self {
             Self::Register => "too_many_attempts",
-            Self::Login => "too_many_login_attempts",
+            Self::Login | Self::LoginAddress => "too_many_login_attempts",
             Self::ResetPassword => "too_many_reset_attempts",
             Self::ForgotPassword => "too_many_reset_requests",
             Self::Refresh => "too_many_refresh_requests",
@@ -73,7 +78,9 @@ impl Limit {
     pub fn message(self) -> &'static str {
         match self {
             Self::Register => "Too many registration attempts. Please try again in a few minutes.",
-            Self::Login => "Too many login attempts. Please try again in a few minutes.",
+            Self::Login | Self::LoginAddress => {
+                "Too many login attempts. Please try again in a few minutes."
+            }
             Self::ResetPassword => {
                 "Too many password reset attempts. Please try again in a few minutes."
             }

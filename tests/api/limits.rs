@@ -242,6 +242,49 @@ async fn forwarded_addresses_count_apart_only_behind_a_trusted_proxy() {
 }
 
 #[tokio::test]
+async fn one_address_naming_a_new_login_each_time_meets_the_address_ceiling() {
+    let app = spawn_app_with(Box::new(|s| {
+        s.rate_limits.login_address = rule(5, 300);
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    }))
+    .await;
+    let attempt = |login: String, from: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .client
+                .post(app.url("/api/v1/auth/login"))
+                .header("X-Forwarded-For", from)
+                .json(&json!({"username": login, "password": "a guess at it"}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            (
+                status,
+                body["error"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        statuses.push(attempt(format!("someone{n}"), "203.0.113.9").await);
+    }
+    let wrong = (401, "invalid_credentials".to_owned());
+    let limited = (429, "too_many_login_attempts".to_owned());
+    assert_eq!(statuses[..5], vec![wrong.clone(); 5][..], "{statuses:?}");
+    assert_eq!(statuses[5], limited, "{statuses:?}");
+    // Another address is not held back; nothing of the refused attempt was stored.
+    assert_eq!(attempt("someone6".into(), "198.51.100.9").await, wrong);
+    assert_eq!(
+        app.count("login_throttles").await,
+        2 * 6,
+        "two counters per login that reached the handler"
+    );
+}
+
+#[tokio::test]
 async fn limits_can_be_turned_off_and_protocol_endpoints_are_not_limited() {
     let app = spawn_app_with(Box::new(|s| {
         s.rate_limits.enabled = false;
