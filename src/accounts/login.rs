@@ -71,10 +71,10 @@ enum PasswordUse {
     Login,
     /// A signed-in person confirming a sensitive change.
     Reauthentication,
-    /// The right password of an account without a second factor, from an address it has not
-    /// signed in from, while its login is sprayed: answered and counted as a wrong one, so the
-    /// answer never tells the sprayer which guess was right.
-    SprayedLogin,
+    /// The right password from an address the account has not signed in from, while its login
+    /// is sprayed (a login without a second factor, or a confirmation): answered and counted
+    /// as a wrong one, so the answer never tells the sprayer which guess was right.
+    Sprayed,
 }
 
 impl PasswordUse {
@@ -86,7 +86,7 @@ impl PasswordUse {
                 "reason": "wrong password",
                 "purpose": "confirmation of a sensitive change",
             }),
-            PasswordUse::SprayedLogin => json!({
+            PasswordUse::Sprayed => json!({
                 "method": "password",
                 "reason": "right password from a new address while the login is sprayed from many addresses: refused as a wrong one",
             }),
@@ -462,7 +462,7 @@ pub async fn verify_credentials(
         tracing::warn!(target: "latchkey::security", event = "login_sprayed", "a right password from a new address refused while the login is sprayed");
     }
     let usage = if sprayed_out {
-        PasswordUse::SprayedLogin
+        PasswordUse::Sprayed
     } else {
         PasswordUse::Login
     };
@@ -589,7 +589,8 @@ pub fn forgive_all_failures(conn: &mut AnyConnection, user_id: &str) -> Result<(
 /// Checks the password of a signed-in person before a sensitive change (MFA on or off, new
 /// recovery codes, new password or address). A wrong one counts as a login's would (from this
 /// address, for this account's username) and is written to the audit log; a right one
-/// forgives them.
+/// forgives them. While the account's login is sprayed, a right one from an address the
+/// account has not signed in from counts as a wrong one, as at a login.
 pub async fn confirm_password(
     state: &AppState,
     user_id: &str,
@@ -599,13 +600,33 @@ pub async fn confirm_password(
     let id = user_id.to_owned();
     let user = state.store.run(move |conn| users::find(conn, &id)).await?;
     let keys = ThrottleKeys::new(&state.crypto, &user.username, actor.ip_address.as_deref());
-    let address_key = keys.address.clone();
-    let locked = state
+    let (address_key, login_key, ip) = (
+        keys.address.clone(),
+        keys.login.clone(),
+        actor.ip_address.clone(),
+    );
+    let (spray, owner) = (
+        state.settings.accounts.lockout_spray_threshold as i32,
+        user.id.clone(),
+    );
+    let (locked, sprayed) = state
         .store
-        .run(move |conn| throttles::find(conn, &address_key, now()))
-        .await?
-        .and_then(|row| row.locked_until)
-        .filter(|until| *until > now());
+        .run(move |conn| {
+            let at = now();
+            let locked = throttles::find(conn, &address_key, at)?
+                .and_then(|row| row.locked_until)
+                .filter(|until| *until > at);
+            let sprayed =
+                throttles::find(conn, &login_key, at)?.is_some_and(|row| row.failures >= spray);
+            let new_address = match &ip {
+                Some(ip) if sprayed => {
+                    !sessions::signed_in_from(conn, &owner, ip, at - KNOWN_ADDRESS_SECS)?
+                }
+                _ => sprayed,
+            };
+            Ok((locked, sprayed && new_address))
+        })
+        .await?;
     if let Some(until) = locked {
         return Err(CredentialError::Locked {
             retry_after: until - now(),
@@ -620,29 +641,27 @@ pub async fn confirm_password(
         state.settings.accounts.clone(),
         user_id.to_owned(),
     );
-    if state
+    let right = state
         .passwords
         .verify(SecretString::from(password.to_owned()), user.password_hash)
-        .await?
-    {
+        .await?;
+    if right && !sprayed {
         state
             .store
             .write(move |conn| forgive_password_failures(conn, &id, &keys.address))
             .await?;
         return Ok(());
     }
+    let usage = if right {
+        tracing::warn!(target: "latchkey::security", event = "login_sprayed", "a right password confirmation from a new address refused while the login is sprayed");
+        PasswordUse::Sprayed
+    } else {
+        PasswordUse::Reauthentication
+    };
     let counted = state
         .store
         .write(move |conn| {
-            count_wrong_password(
-                conn,
-                &crypto,
-                &rules,
-                &attempt,
-                &keys,
-                Some(&id),
-                PasswordUse::Reauthentication,
-            )
+            count_wrong_password(conn, &crypto, &rules, &attempt, &keys, Some(&id), usage)
         })
         .await?;
     match counted.locked {

@@ -472,6 +472,29 @@ async fn f13_under_a_spray_the_right_password_from_a_new_address_answers_like_a_
     // The owner, from where they signed in before, is not affected.
     let (status, body) = api_login(&app, "sven", PASSWORD, home).await;
     assert_eq!(status, 200, "{body}");
+
+    // Nor can a stolen token confirm guesses from new addresses: a sensitive change asks for
+    // the password, and under the spray a right one from a new address counts as wrong.
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let confirm = |from: &'static str, password: &'static str| {
+        let (app, token) = (&app, &token);
+        async move {
+            let response = app
+                .client
+                .post(app.url("/api/v1/auth/mfa/setup"))
+                .bearer_auth(token)
+                .header("X-Forwarded-For", from)
+                .json(&json!({"password": password}))
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        }
+    };
+    assert_eq!(confirm("203.0.113.210", "guess").await, 401);
+    assert_eq!(confirm("203.0.113.211", PASSWORD).await, 401);
+    assert_eq!(app.count("mfa_challenges").await, 0, "no setup was started");
+    assert_eq!(confirm("198.51.100.7", PASSWORD).await, 200, "from home");
 }
 
 #[tokio::test]
