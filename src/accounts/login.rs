@@ -361,8 +361,6 @@ struct Found {
     login: Option<ThrottleRow>,
     /// Whether the account has signed in from this address lately (read only under a spray).
     known_address: bool,
-    /// The counters the attempt is throttled by.
-    keys: ThrottleKeys,
 }
 
 /// Checks a login (username or email) and password; see the module's rules. On success the
@@ -377,9 +375,10 @@ pub async fn verify_credentials(
 ) -> Result<Verified, CredentialError> {
     let login = login.trim().to_lowercase();
     let rules = state.settings.accounts.clone();
-    let lookup = login.clone();
+    let keys = ThrottleKeys::new(&state.crypto, &login, attempt.actor.ip_address.as_deref());
+    let (lookup, address_key, login_key) =
+        (login.clone(), keys.address.clone(), keys.login.clone());
     let ip = attempt.actor.ip_address.clone();
-    let crypto = state.crypto.clone();
     let spray = rules.lockout_spray_threshold as i32;
     let found = state
         .store
@@ -393,14 +392,8 @@ pub async fn verify_credentials(
                 Err(StoreError::NotFound) => None,
                 Err(other) => return Err(other),
             };
-            // An account's counters are its own, by whichever of its logins (username or
-            // address) it is named; an unknown login's are the text tried.
-            let counted_as = account
-                .as_ref()
-                .map_or(lookup.as_str(), |(user, _)| user.username.as_str());
-            let keys = ThrottleKeys::new(&crypto, counted_as, ip.as_deref());
-            let address = throttles::find(conn, &keys.address, at)?;
-            let login = throttles::find(conn, &keys.login, at)?;
+            let address = throttles::find(conn, &address_key, at)?;
+            let login = throttles::find(conn, &login_key, at)?;
             let sprayed = login.as_ref().is_some_and(|l| l.failures >= spray);
             let known_address = match (&account, &ip) {
                 (Some((user, _)), Some(ip)) if sprayed => {
@@ -413,7 +406,6 @@ pub async fn verify_credentials(
                 address,
                 login,
                 known_address,
-                keys,
             })
         })
         .await?;
@@ -467,7 +459,12 @@ pub async fn verify_credentials(
         PasswordUse::Login
     };
     let Some((user, security_row)) = found.account.filter(|_| password_ok && !sprayed_out) else {
-        let (crypto, failed, keys) = (state.crypto.clone(), attempt.clone(), found.keys);
+        let (crypto, failed, address) =
+            (state.crypto.clone(), attempt.clone(), keys.address.clone());
+        let keys = ThrottleKeys {
+            address,
+            login: keys.login.clone(),
+        };
         let tried = login.clone();
         let counted = state
             .store
@@ -530,7 +527,7 @@ pub async fn verify_credentials(
         .await?;
         return Err(CredentialError::Locked { retry_after });
     }
-    let (user_id, address_key) = (user.id.clone(), found.keys.address);
+    let user_id = user.id.clone();
     let upgrade = hash
         .filter(|h| !passwords::has_current_parameters(h))
         .map(|_| password);
@@ -541,7 +538,7 @@ pub async fn verify_credentials(
     state
         .store
         .write(move |conn| {
-            forgive_password_failures(conn, &user_id, &address_key)?;
+            forgive_password_failures(conn, &user_id, &keys.address)?;
             if let Some(hash) = new_hash {
                 users::set_password_hash(conn, &user_id, &hash, now())?;
                 tracing::info!(%user_id, "password hash upgraded to the current parameters");

@@ -498,24 +498,6 @@ async fn f13_under_a_spray_the_right_password_from_a_new_address_answers_like_a_
 }
 
 #[tokio::test]
-async fn f13_an_account_named_by_username_or_by_address_has_one_count() {
-    let app = spawn_app().await;
-    register(&app, "tess", "tess@example.com").await;
-    let mut statuses = Vec::new();
-    for n in 0..5 {
-        let login = if n % 2 == 0 {
-            "tess"
-        } else {
-            "Tess@Example.com"
-        };
-        statuses.push(api_login(&app, login, "guess", None).await.0);
-    }
-    assert_eq!(statuses, [401, 401, 401, 401, 423], "one budget, not two");
-    let (status, _) = api_login(&app, "tess@example.com", PASSWORD, None).await;
-    assert_eq!(status, 423, "locked here by either name");
-}
-
-#[tokio::test]
 async fn i3_the_login_limiter_reads_the_login_the_handler_uses() {
     let app = spawn_app().await;
     register(&app, "ivan", "ivan@example.com").await;
