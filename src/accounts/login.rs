@@ -181,7 +181,10 @@ struct ThrottleKeys {
 impl ThrottleKeys {
     /// Keyed hashes, so the table says neither which logins were tried nor from where.
     fn new(crypto: &Crypto, login: &str, ip: Option<&str>) -> Self {
-        let ip = ip.unwrap_or("unknown");
+        let ip = ip
+            .and_then(|ip| ip.parse().ok())
+            .map(crate::http::address_bucket)
+            .unwrap_or_else(|| "unknown".to_owned());
         Self {
             address: crypto
                 .hash_token(&format!("throttle:address:{login}\u{0}{ip}"))
@@ -199,9 +202,42 @@ struct Counted {
     locked: Option<i64>,
 }
 
-/// Counts a wrong password for `keys`: per address (locking the address out at the threshold)
-/// and per login. For a known account, also its informational count, the audit entries and,
-/// when it locks, `account_locked` and the `user.locked` webhook (scope `address`).
+/// What counting an attempt before its password is checked found.
+struct Reserved {
+    /// The address's counter, this attempt included.
+    address: ThrottleRow,
+    /// The login's counter from every address, this attempt included.
+    login: ThrottleRow,
+}
+
+/// Counts an attempt for `keys` as a failure before its password is checked (per address and
+/// per login), so that attempts sent at once are each judged on the count of those before
+/// them, never all on the same earlier count. A right password gives it back
+/// ([`give_back`]); a wrong one keeps it ([`count_wrong_password`]).
+fn reserve_attempt(
+    conn: &mut AnyConnection,
+    rules: &AccountSettings,
+    keys: &ThrottleKeys,
+    user_id: Option<&str>,
+) -> Result<Reserved, StoreError> {
+    let (at, window) = (now(), rules.lockout_window_secs as i64);
+    Ok(Reserved {
+        address: throttles::count_failure(conn, &keys.address, user_id, at, window)?,
+        login: throttles::count_failure(conn, &keys.login, user_id, at, window)?,
+    })
+}
+
+/// Takes back an attempt [`reserve_attempt`] counted whose password was right.
+fn give_back(conn: &mut AnyConnection, keys: &ThrottleKeys) -> Result<(), StoreError> {
+    throttles::uncount(conn, &keys.address)?;
+    throttles::uncount(conn, &keys.login)
+}
+
+/// Records a wrong password whose attempt [`reserve_attempt`] counted (`address_failures` on
+/// the address, this one included): the address is locked out at the threshold. For a known
+/// account, also its informational count, the audit entries and, when it locks,
+/// `account_locked` and the `user.locked` webhook (scope `address`).
+#[allow(clippy::too_many_arguments)]
 fn count_wrong_password(
     conn: &mut AnyConnection,
     crypto: &Crypto,
@@ -210,11 +246,14 @@ fn count_wrong_password(
     keys: &ThrottleKeys,
     user_id: Option<&str>,
     usage: PasswordUse,
+    address_failures: i32,
 ) -> Result<Counted, StoreError> {
     let at = now();
     let window = rules.lockout_window_secs as i64;
-    let address = throttles::count_failure(conn, &keys.address, user_id, at, window)?;
-    throttles::count_failure(conn, &keys.login, user_id, at, window)?;
+    let address = Counted {
+        failures: address_failures,
+        locked: None,
+    };
     let locked = if address.failures as u32 >= rules.lockout_threshold {
         let until = at + rules.lockout_duration_secs as i64;
         throttles::lock(conn, &keys.address, until)?;
@@ -354,11 +393,13 @@ pub fn count_wrong_code(
     Ok(locked)
 }
 
-/// What the first read of a login finds.
+/// What the first step of a login finds.
 struct Found {
     account: Option<(UserRow, SecurityRow)>,
-    address: Option<ThrottleRow>,
-    login: Option<ThrottleRow>,
+    /// Until when the address is locked out of the login, if it is (nothing was counted).
+    locked_until: Option<i64>,
+    /// The attempt, counted (when the address is not locked out).
+    reserved: Option<Reserved>,
     /// Whether the account has signed in from this address lately (read only under a spray).
     known_address: bool,
 }
@@ -380,9 +421,10 @@ pub async fn verify_credentials(
         (login.clone(), keys.address.clone(), keys.login.clone());
     let ip = attempt.actor.ip_address.clone();
     let spray = rules.lockout_spray_threshold as i32;
+    let reserving = rules.clone();
     let found = state
         .store
-        .run(move |conn| {
+        .write(move |conn| {
             let at = now();
             let account = match users::find_by_login(conn, &lookup) {
                 Ok(user) => {
@@ -392,9 +434,25 @@ pub async fn verify_credentials(
                 Err(StoreError::NotFound) => None,
                 Err(other) => return Err(other),
             };
-            let address = throttles::find(conn, &address_key, at)?;
-            let login = throttles::find(conn, &login_key, at)?;
-            let sprayed = login.as_ref().is_some_and(|l| l.failures >= spray);
+            let locked_until = throttles::find(conn, &address_key, at)?
+                .and_then(|a| a.locked_until)
+                .filter(|until| *until > at);
+            if locked_until.is_some() {
+                return Ok(Found {
+                    account,
+                    locked_until,
+                    reserved: None,
+                    known_address: false,
+                });
+            }
+            let keys = ThrottleKeys {
+                address: address_key,
+                login: login_key,
+            };
+            let user_id = account.as_ref().map(|(u, _)| u.id.clone());
+            let reserved = reserve_attempt(conn, &reserving, &keys, user_id.as_deref())?;
+            // Failures before this attempt: those sent at the same moment count too.
+            let sprayed = reserved.login.failures > spray;
             let known_address = match (&account, &ip) {
                 (Some((user, _)), Some(ip)) if sprayed => {
                     sessions::signed_in_from(conn, &user.id, ip, at - KNOWN_ADDRESS_SECS)?
@@ -403,8 +461,8 @@ pub async fn verify_credentials(
             };
             Ok(Found {
                 account,
-                address,
-                login,
+                locked_until: None,
+                reserved: Some(reserved),
                 known_address,
             })
         })
@@ -417,12 +475,21 @@ pub async fn verify_credentials(
             .write(move |conn| record_refusal(conn, &attempt, user_id.as_deref(), info))
     };
     // Locked out from here: the password is not even looked at (alike for every login).
-    if let Some(until) = found
-        .address
+    // Attempts sent at once past the threshold meet the lock the one before them sets.
+    let past_threshold = found
+        .reserved
         .as_ref()
-        .and_then(|a| a.locked_until)
-        .filter(|u| *u > at)
-    {
+        .is_some_and(|r| r.address.failures as u32 > rules.lockout_threshold);
+    let locked_until = found.locked_until.or_else(|| {
+        past_threshold.then(|| {
+            found
+                .reserved
+                .as_ref()
+                .map_or(at, |r| r.address.window_start)
+                + rules.lockout_duration_secs as i64
+        })
+    });
+    if let Some(until) = locked_until {
         let user_id = found.account.as_ref().map(|(u, _)| u.id.clone());
         refuse(
             user_id,
@@ -431,9 +498,12 @@ pub async fn verify_credentials(
         .await?;
         state.metrics.login_failed();
         return Err(CredentialError::Locked {
-            retry_after: until - at,
+            retry_after: (until - at).max(1),
         });
     }
+    let reserved = found
+        .reserved
+        .expect("an attempt not locked out is reserved");
     let hash = found
         .account
         .as_ref()
@@ -445,7 +515,7 @@ pub async fn verify_credentials(
     let known_id = found.account.as_ref().map(|(u, _)| u.id.clone());
     // Under a spray, a password alone does not sign in from a new address; it is refused the
     // way a wrong one is, before any other answer could tell that it was right.
-    let sprayed = found.login.as_ref().is_some_and(|l| l.failures >= spray);
+    let sprayed = reserved.login.failures > spray;
     let sprayed_out = password_ok
         && sprayed
         && !found.known_address
@@ -465,7 +535,7 @@ pub async fn verify_credentials(
             address,
             login: keys.login.clone(),
         };
-        let tried = login.clone();
+        let (tried, address_failures) = (login.clone(), reserved.address.failures);
         let counted = state
             .store
             .write(move |conn| {
@@ -477,6 +547,7 @@ pub async fn verify_credentials(
                     &keys,
                     known_id.as_deref(),
                     usage,
+                    address_failures,
                 )?;
                 if known_id.is_none() {
                     // The submitted login is not a secret; it says what was tried.
@@ -501,30 +572,30 @@ pub async fn verify_credentials(
             None => CredentialError::Invalid,
         });
     };
+    // The password was right: whatever refuses the sign-in now, it was no failed password.
+    let refuse_right = |info: Value| {
+        let (attempt, user_id) = (attempt.clone(), user.id.clone());
+        let keys = ThrottleKeys {
+            address: keys.address.clone(),
+            login: keys.login.clone(),
+        };
+        state.store.write(move |conn| {
+            give_back(conn, &keys)?;
+            record_refusal(conn, &attempt, Some(&user_id), info)
+        })
+    };
     if let Some(retry_after) = locked_for(&user, &security_row, at) {
-        refuse(
-            Some(user.id.clone()),
-            json!({"method": "password", "reason": "account locked"}),
-        )
-        .await?;
+        refuse_right(json!({"method": "password", "reason": "account locked"})).await?;
         return Err(CredentialError::Locked { retry_after });
     }
     if user.status != "active" {
-        refuse(
-            Some(user.id.clone()),
-            json!({"method": "password", "reason": "account disabled"}),
-        )
-        .await?;
+        refuse_right(json!({"method": "password", "reason": "account disabled"})).await?;
         return Err(CredentialError::Disabled);
     }
     if security_row.mfa_enabled
         && let Some(retry_after) = second_factor_locked_for(&security_row, at)
     {
-        refuse(
-            Some(user.id.clone()),
-            json!({"method": "mfa", "reason": "second factor locked"}),
-        )
-        .await?;
+        refuse_right(json!({"method": "mfa", "reason": "second factor locked"})).await?;
         return Err(CredentialError::Locked { retry_after });
     }
     let user_id = user.id.clone();
@@ -538,6 +609,7 @@ pub async fn verify_credentials(
     state
         .store
         .write(move |conn| {
+            give_back(conn, &keys)?;
             forgive_password_failures(conn, &user_id, &keys.address)?;
             if let Some(hash) = new_hash {
                 users::set_password_hash(conn, &user_id, &hash, now())?;
@@ -602,42 +674,58 @@ pub async fn confirm_password(
         keys.login.clone(),
         actor.ip_address.clone(),
     );
-    let (spray, owner) = (
-        state.settings.accounts.lockout_spray_threshold as i32,
+    let rules = state.settings.accounts.clone();
+    let (spray, owner, reserving) = (
+        rules.lockout_spray_threshold as i32,
         user.id.clone(),
+        rules.clone(),
     );
-    let (locked, sprayed) = state
+    let checked = state
         .store
-        .run(move |conn| {
+        .write(move |conn| {
             let at = now();
             let locked = throttles::find(conn, &address_key, at)?
                 .and_then(|row| row.locked_until)
                 .filter(|until| *until > at);
-            let sprayed =
-                throttles::find(conn, &login_key, at)?.is_some_and(|row| row.failures >= spray);
+            if let Some(until) = locked {
+                return Ok(Err(until));
+            }
+            let keys = ThrottleKeys {
+                address: address_key,
+                login: login_key,
+            };
+            let reserved = reserve_attempt(conn, &reserving, &keys, Some(&owner))?;
+            let sprayed = reserved.login.failures > spray;
             let new_address = match &ip {
                 Some(ip) if sprayed => {
                     !sessions::signed_in_from(conn, &owner, ip, at - KNOWN_ADDRESS_SECS)?
                 }
                 _ => sprayed,
             };
-            Ok((locked, sprayed && new_address))
+            Ok(Ok((reserved.address, sprayed && new_address)))
         })
         .await?;
-    if let Some(until) = locked {
-        return Err(CredentialError::Locked {
-            retry_after: until - now(),
-        });
-    }
+    let at = now();
+    let (address, sprayed) = match checked {
+        Err(until) => {
+            return Err(CredentialError::Locked {
+                retry_after: (until - at).max(1),
+            });
+        }
+        // Confirmations sent at once past the threshold meet the lock the one before sets.
+        Ok((address, _)) if address.failures as u32 > rules.lockout_threshold => {
+            return Err(CredentialError::Locked {
+                retry_after: (address.window_start + rules.lockout_duration_secs as i64 - at)
+                    .max(1),
+            });
+        }
+        Ok(found) => found,
+    };
     let attempt = Attempt {
         actor: actor.clone(),
         client_id: None,
     };
-    let (crypto, rules, id) = (
-        state.crypto.clone(),
-        state.settings.accounts.clone(),
-        user_id.to_owned(),
-    );
+    let (crypto, id) = (state.crypto.clone(), user_id.to_owned());
     let right = state
         .passwords
         .verify(SecretString::from(password.to_owned()), user.password_hash)
@@ -645,7 +733,10 @@ pub async fn confirm_password(
     if right && !sprayed {
         state
             .store
-            .write(move |conn| forgive_password_failures(conn, &id, &keys.address))
+            .write(move |conn| {
+                give_back(conn, &keys)?;
+                forgive_password_failures(conn, &id, &keys.address)
+            })
             .await?;
         return Ok(());
     }
@@ -658,7 +749,16 @@ pub async fn confirm_password(
     let counted = state
         .store
         .write(move |conn| {
-            count_wrong_password(conn, &crypto, &rules, &attempt, &keys, Some(&id), usage)
+            count_wrong_password(
+                conn,
+                &crypto,
+                &rules,
+                &attempt,
+                &keys,
+                Some(&id),
+                usage,
+                address.failures,
+            )
         })
         .await?;
     match counted.locked {

@@ -72,6 +72,26 @@ pub fn count_failure(
     })
 }
 
+/// Takes one failure back from `key` (an attempt counted before its password was checked,
+/// and the password was right); a counter left with none and no lockout is removed.
+pub fn uncount(conn: &mut AnyConnection, key_hash: &str) -> Result<(), StoreError> {
+    diesel::update(
+        throttles::table
+            .find(key_hash)
+            .filter(throttles::failures.gt(0)),
+    )
+    .set(throttles::failures.eq(throttles::failures - 1))
+    .execute(conn)?;
+    diesel::delete(
+        throttles::table
+            .find(key_hash)
+            .filter(throttles::failures.le(0))
+            .filter(throttles::locked_until.is_null()),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Locks `key` out until `until` (its row lives at least as long).
 pub fn lock(conn: &mut AnyConnection, key_hash: &str, until: i64) -> Result<(), StoreError> {
     diesel::update(throttles::table.find(key_hash))
