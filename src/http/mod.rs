@@ -167,6 +167,23 @@ pub fn client_ip(
     Some(client)
 }
 
+/// The network a per-address counter (a rate limit, a lockout) keys on: an IPv4 address
+/// itself, an IPv6 address by its /64, the block one subscriber is usually given (a host that
+/// holds a /64 could otherwise take a fresh address, and a fresh budget, for every request).
+/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) counts as itself.
+pub fn address_bucket(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 /// Middleware, outermost: rewrites the path to its one canonical spelling before anything
 /// reads it, decoding percent-encoded unreserved characters (`%61` is `a`; RFC 3986 §6.2.2.2
 /// says they are the same path). The router matches decoded paths, so without this the rate
@@ -224,6 +241,19 @@ fn decode_unreserved(path: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ipv6_addresses_count_by_their_64_and_ipv4_as_themselves() {
+        let bucket = |text: &str| address_bucket(text.parse().unwrap());
+        assert_eq!(bucket("203.0.113.9"), "203.0.113.9");
+        assert_eq!(bucket("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(bucket("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            bucket("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(bucket("2001:db8:1:3::1"), bucket("2001:db8:1:2::1"));
+    }
+
     use super::*;
     use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 

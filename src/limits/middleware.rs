@@ -118,14 +118,14 @@ fn refusal(limit: Limit, standing: &Standing, page: bool) -> actix_web::HttpResp
     response
 }
 
-/// The client address of a request, as the limits key it.
+/// The client address of a request, as the limits key it (an IPv6 address by its /64).
 fn address_of(state: &AppState, request: &ServiceRequest) -> String {
     crate::http::client_ip(
         request.peer_addr(),
         request.headers(),
         &state.settings.trusted_proxies,
     )
-    .map(|ip| ip.to_string())
+    .map(crate::http::address_bucket)
     .unwrap_or_else(|| "unknown".into())
 }
 

@@ -122,9 +122,19 @@ impl Standing {
 }
 
 /// In-memory counters: bucket → (window start, hits, window end).
-type MemoryCounters = Mutex<HashMap<String, (i64, u32, i64)>>;
+type MemoryCounters = Mutex<MemoryTable>;
 
-/// Entries kept in memory before ended windows are swept.
+/// The in-memory counters and when they are next swept.
+#[derive(Default)]
+struct MemoryTable {
+    buckets: HashMap<String, (i64, u32, i64)>,
+    /// The size at which ended windows are next swept: twice what a sweep left (at least
+    /// [`MEMORY_SWEEP_AT`]), so that a table full of live windows (many clients at once) is
+    /// not scanned again on every request.
+    sweep_at: usize,
+}
+
+/// Entries kept in memory before ended windows are first swept.
 const MEMORY_SWEEP_AT: usize = 50_000;
 
 enum Counters {
@@ -165,7 +175,7 @@ impl Limiter {
             counters: if shared {
                 Counters::Database(store)
             } else {
-                Counters::Memory(Mutex::new(HashMap::new()))
+                Counters::Memory(Mutex::default())
             },
             crypto,
         }
@@ -212,11 +222,12 @@ impl Limiter {
         let bucket = self.bucket(limit, key);
         let used = match &self.counters {
             Counters::Memory(map) => {
-                let mut map = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                if add && map.len() >= MEMORY_SWEEP_AT {
-                    map.retain(|_, (_, _, ends)| *ends > at);
+                let mut table = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if add && table.buckets.len() >= table.sweep_at.max(MEMORY_SWEEP_AT) {
+                    table.buckets.retain(|_, (_, _, ends)| *ends > at);
+                    table.sweep_at = table.buckets.len() * 2;
                 }
-                let entry = map.entry(bucket);
+                let entry = table.buckets.entry(bucket);
                 if add {
                     let counter = entry.or_insert((start, 0, end));
                     if counter.0 != start {
@@ -263,7 +274,7 @@ mod tests {
         let kek = crate::crypto::KeyEncryptionKey::generate();
         Limiter {
             settings,
-            counters: Counters::Memory(Mutex::new(HashMap::new())),
+            counters: Counters::Memory(Mutex::default()),
             crypto: Arc::new(Crypto::new(&kek)),
         }
     }
