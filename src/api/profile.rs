@@ -364,7 +364,7 @@ pub async fn change_password(
         .write(move |conn| {
             let at = now();
             users::set_password_hash(conn, &id, &hash, at)?;
-            let mut row = security::find(conn, &id)?;
+            let mut row = security::find_for_update(conn, &id)?;
             row.password_changed_at = Some(at);
             security::save(conn, &row)?;
             let ended = end_other_sessions(
