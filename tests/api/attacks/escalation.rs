@@ -179,6 +179,16 @@ async fn f14_a_narrowed_client_renews_its_users_grants_narrowed() {
         Api::new(&app, &tokens.access_token).get("/users").await.0,
         200
     );
+    // A code issued before the narrowing, and exchanged after it.
+    let early_code = app
+        .code_for(
+            &browser,
+            &client,
+            "admin",
+            crate::helpers::ADMIN_PASSWORD,
+            &[("scope", "openid offline_access users:read stats:read")],
+        )
+        .await;
 
     let (status, body) = admin
         .patch(
@@ -188,6 +198,12 @@ async fn f14_a_narrowed_client_renews_its_users_grants_narrowed() {
         .await;
     assert_eq!(status, 200, "{body}");
 
+    let late = app.exchange(&client, &early_code).await;
+    assert_eq!(
+        jwt_payload(&late.access_token)["permissions"],
+        json!(["stats:read"]),
+        "a code from before the narrowing mints narrowed"
+    );
     let response = app
         .refresh(&client, tokens.refresh_token.as_deref().unwrap())
         .await;
