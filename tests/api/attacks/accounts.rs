@@ -498,6 +498,42 @@ async fn f13_under_a_spray_the_right_password_from_a_new_address_answers_like_a_
 }
 
 #[tokio::test]
+async fn f13_wrong_passwords_sent_at_once_meet_the_lock_of_the_one_before() {
+    let app = spawn_app().await;
+    register(&app, "quinn", "quinn@example.com").await;
+    // Fifteen guesses from one address at the same moment: each is judged on the failures
+    // before it, not all on the same earlier count.
+    let answers = futures_util::future::join_all(
+        (0..15).map(|n| api_login(&app, "quinn", if n == 7 { PASSWORD } else { "guess" }, None)),
+    )
+    .await;
+    let checked = answers
+        .iter()
+        .filter(|(status, _)| matches!(status, 200 | 401))
+        .count();
+    let locked = answers.iter().filter(|(status, _)| *status == 423).count();
+    assert!(
+        checked <= 5,
+        "at most the threshold were checked: {answers:?}"
+    );
+    assert_eq!(checked + locked, 15, "{answers:?}");
+}
+
+#[tokio::test]
+async fn f13_an_ipv6_host_counts_as_its_64() {
+    let app = behind_proxy().await;
+    register(&app, "ursa", "ursa@example.com").await;
+    for n in 1..=5 {
+        let from = format!("2001:db8:1:2::{n:x}");
+        api_login(&app, "ursa", "guess", Some(&from)).await;
+    }
+    let (status, body) = api_login(&app, "ursa", PASSWORD, Some("2001:db8:1:2:ffff::1")).await;
+    assert_eq!(status, 423, "another address of the same /64: {body}");
+    let (status, body) = api_login(&app, "ursa", PASSWORD, Some("2001:db8:1:3::1")).await;
+    assert_eq!(status, 200, "the next /64 is someone else: {body}");
+}
+
+#[tokio::test]
 async fn i3_the_login_limiter_reads_the_login_the_handler_uses() {
     let app = spawn_app().await;
     register(&app, "ivan", "ivan@example.com").await;
