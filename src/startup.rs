@@ -59,6 +59,8 @@ pub struct AppState {
     pub cors_origins: Arc<crate::http::cors::RegisteredOrigins>,
     /// The supervised background workers' liveness, for health and metrics.
     pub workers: crate::workers::Workers,
+    /// Password attempts per login and address, checked one at a time.
+    pub attempt_turns: crate::accounts::turns::Turns,
 }
 
 /// Cheap owned copies of what work on the blocking pool needs (settings and crypto), for
@@ -185,6 +187,7 @@ impl Application {
             http: crate::http::outbound::OutboundHttp::new(allow_private_networks),
             client_keys: Default::default(),
             workers: Default::default(),
+            attempt_turns: Default::default(),
             started_at: Instant::now(),
         });
         let server = {

@@ -202,42 +202,30 @@ struct Counted {
     locked: Option<i64>,
 }
 
-/// What counting an attempt before its password is checked found.
-struct Reserved {
-    /// The address's counter, this attempt included.
-    address: ThrottleRow,
-    /// The login's counter from every address, this attempt included.
-    login: ThrottleRow,
-}
-
-/// Counts an attempt for `keys` as a failure before its password is checked (per address and
-/// per login), so that attempts sent at once are each judged on the count of those before
-/// them, never all on the same earlier count. A right password gives it back
-/// ([`give_back`]); a wrong one keeps it ([`count_wrong_password`]).
+/// Counts an attempt against its login's counter from every address (the spray tier's)
+/// before its password is checked, so that attempts sent at once from many addresses are each
+/// judged on the count of those before them, never all on the same earlier count. A right
+/// password gives it back ([`give_back`]); a wrong one keeps it ([`count_wrong_password`]).
+/// Returns the counter, this attempt included.
 fn reserve_attempt(
     conn: &mut AnyConnection,
     rules: &AccountSettings,
     keys: &ThrottleKeys,
     user_id: Option<&str>,
-) -> Result<Reserved, StoreError> {
-    let (at, window) = (now(), rules.lockout_window_secs as i64);
-    Ok(Reserved {
-        address: throttles::count_failure(conn, &keys.address, user_id, at, window)?,
-        login: throttles::count_failure(conn, &keys.login, user_id, at, window)?,
-    })
+) -> Result<ThrottleRow, StoreError> {
+    let window = rules.lockout_window_secs as i64;
+    throttles::count_failure(conn, &keys.login, user_id, now(), window)
 }
 
 /// Takes back an attempt [`reserve_attempt`] counted whose password was right.
 fn give_back(conn: &mut AnyConnection, keys: &ThrottleKeys) -> Result<(), StoreError> {
-    throttles::uncount(conn, &keys.address)?;
     throttles::uncount(conn, &keys.login)
 }
 
-/// Records a wrong password whose attempt [`reserve_attempt`] counted (`address_failures` on
-/// the address, this one included): the address is locked out at the threshold. For a known
-/// account, also its informational count, the audit entries and, when it locks,
-/// `account_locked` and the `user.locked` webhook (scope `address`).
-#[allow(clippy::too_many_arguments)]
+/// Counts a wrong password of an attempt [`reserve_attempt`] counted, from its address (the
+/// address is locked out of the login at the threshold). For a known account, also its
+/// informational count, the audit entries and, when it locks, `account_locked` and the
+/// `user.locked` webhook (scope `address`).
 fn count_wrong_password(
     conn: &mut AnyConnection,
     crypto: &Crypto,
@@ -246,14 +234,10 @@ fn count_wrong_password(
     keys: &ThrottleKeys,
     user_id: Option<&str>,
     usage: PasswordUse,
-    address_failures: i32,
 ) -> Result<Counted, StoreError> {
     let at = now();
     let window = rules.lockout_window_secs as i64;
-    let address = Counted {
-        failures: address_failures,
-        locked: None,
-    };
+    let address = throttles::count_failure(conn, &keys.address, user_id, at, window)?;
     let locked = if address.failures as u32 >= rules.lockout_threshold {
         let until = at + rules.lockout_duration_secs as i64;
         throttles::lock(conn, &keys.address, until)?;
@@ -398,8 +382,9 @@ struct Found {
     account: Option<(UserRow, SecurityRow)>,
     /// Until when the address is locked out of the login, if it is (nothing was counted).
     locked_until: Option<i64>,
-    /// The attempt, counted (when the address is not locked out).
-    reserved: Option<Reserved>,
+    /// The login's counter from every address, this attempt counted in (when the address is
+    /// not locked out).
+    reserved: Option<ThrottleRow>,
     /// Whether the account has signed in from this address lately (read only under a spray).
     known_address: bool,
 }
@@ -417,6 +402,8 @@ pub async fn verify_credentials(
     let login = login.trim().to_lowercase();
     let rules = state.settings.accounts.clone();
     let keys = ThrottleKeys::new(&state.crypto, &login, attempt.actor.ip_address.as_deref());
+    // One attempt of this login from this address at a time, each on the count before it.
+    let _turn = state.attempt_turns.take(&keys.address).await;
     let (lookup, address_key, login_key) =
         (login.clone(), keys.address.clone(), keys.login.clone());
     let ip = attempt.actor.ip_address.clone();
@@ -452,7 +439,7 @@ pub async fn verify_credentials(
             let user_id = account.as_ref().map(|(u, _)| u.id.clone());
             let reserved = reserve_attempt(conn, &reserving, &keys, user_id.as_deref())?;
             // Failures before this attempt: those sent at the same moment count too.
-            let sprayed = reserved.login.failures > spray;
+            let sprayed = reserved.failures > spray;
             let known_address = match (&account, &ip) {
                 (Some((user, _)), Some(ip)) if sprayed => {
                     sessions::signed_in_from(conn, &user.id, ip, at - KNOWN_ADDRESS_SECS)?
@@ -475,21 +462,7 @@ pub async fn verify_credentials(
             .write(move |conn| record_refusal(conn, &attempt, user_id.as_deref(), info))
     };
     // Locked out from here: the password is not even looked at (alike for every login).
-    // Attempts sent at once past the threshold meet the lock the one before them sets.
-    let past_threshold = found
-        .reserved
-        .as_ref()
-        .is_some_and(|r| r.address.failures as u32 > rules.lockout_threshold);
-    let locked_until = found.locked_until.or_else(|| {
-        past_threshold.then(|| {
-            found
-                .reserved
-                .as_ref()
-                .map_or(at, |r| r.address.window_start)
-                + rules.lockout_duration_secs as i64
-        })
-    });
-    if let Some(until) = locked_until {
+    if let Some(until) = found.locked_until {
         let user_id = found.account.as_ref().map(|(u, _)| u.id.clone());
         refuse(
             user_id,
@@ -515,7 +488,7 @@ pub async fn verify_credentials(
     let known_id = found.account.as_ref().map(|(u, _)| u.id.clone());
     // Under a spray, a password alone does not sign in from a new address; it is refused the
     // way a wrong one is, before any other answer could tell that it was right.
-    let sprayed = reserved.login.failures > spray;
+    let sprayed = reserved.failures > spray;
     let sprayed_out = password_ok
         && sprayed
         && !found.known_address
@@ -535,7 +508,7 @@ pub async fn verify_credentials(
             address,
             login: keys.login.clone(),
         };
-        let (tried, address_failures) = (login.clone(), reserved.address.failures);
+        let tried = login.clone();
         let counted = state
             .store
             .write(move |conn| {
@@ -547,7 +520,6 @@ pub async fn verify_credentials(
                     &keys,
                     known_id.as_deref(),
                     usage,
-                    address_failures,
                 )?;
                 if known_id.is_none() {
                     // The submitted login is not a secret; it says what was tried.
@@ -669,6 +641,7 @@ pub async fn confirm_password(
     let id = user_id.to_owned();
     let user = state.store.run(move |conn| users::find(conn, &id)).await?;
     let keys = ThrottleKeys::new(&state.crypto, &user.username, actor.ip_address.as_deref());
+    let _turn = state.attempt_turns.take(&keys.address).await;
     let (address_key, login_key, ip) = (
         keys.address.clone(),
         keys.login.clone(),
@@ -694,33 +667,20 @@ pub async fn confirm_password(
                 address: address_key,
                 login: login_key,
             };
-            let reserved = reserve_attempt(conn, &reserving, &keys, Some(&owner))?;
-            let sprayed = reserved.login.failures > spray;
+            let sprayed = reserve_attempt(conn, &reserving, &keys, Some(&owner))?.failures > spray;
             let new_address = match &ip {
                 Some(ip) if sprayed => {
                     !sessions::signed_in_from(conn, &owner, ip, at - KNOWN_ADDRESS_SECS)?
                 }
                 _ => sprayed,
             };
-            Ok(Ok((reserved.address, sprayed && new_address)))
+            Ok(Ok(sprayed && new_address))
         })
         .await?;
     let at = now();
-    let (address, sprayed) = match checked {
-        Err(until) => {
-            return Err(CredentialError::Locked {
-                retry_after: (until - at).max(1),
-            });
-        }
-        // Confirmations sent at once past the threshold meet the lock the one before sets.
-        Ok((address, _)) if address.failures as u32 > rules.lockout_threshold => {
-            return Err(CredentialError::Locked {
-                retry_after: (address.window_start + rules.lockout_duration_secs as i64 - at)
-                    .max(1),
-            });
-        }
-        Ok(found) => found,
-    };
+    let sprayed = checked.map_err(|until| CredentialError::Locked {
+        retry_after: (until - at).max(1),
+    })?;
     let attempt = Attempt {
         actor: actor.clone(),
         client_id: None,
@@ -749,16 +709,7 @@ pub async fn confirm_password(
     let counted = state
         .store
         .write(move |conn| {
-            count_wrong_password(
-                conn,
-                &crypto,
-                &rules,
-                &attempt,
-                &keys,
-                Some(&id),
-                usage,
-                address.failures,
-            )
+            count_wrong_password(conn, &crypto, &rules, &attempt, &keys, Some(&id), usage)
         })
         .await?;
     match counted.locked {

@@ -10,4 +10,5 @@ pub mod passwords;
 pub mod policy;
 pub mod profile;
 pub mod recovery;
+pub mod turns;
 pub mod users;

@@ -1,0 +1,81 @@
+//! Password attempts on one login from one address, checked one at a time: each then reads
+//! the failures the one before it wrote, so a burst sent at once cannot all be judged on the
+//! same earlier count and get past the address's lockout. Per process: across instances the
+//! burst is only split by their number.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The attempts in progress, by key (a throttle key's hash).
+#[derive(Default)]
+pub struct Turns {
+    queues: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The right to check one attempt of a key; the next waits until it is dropped.
+pub struct Turn<'a> {
+    turns: &'a Turns,
+    key: String,
+    queue: Arc<tokio::sync::Mutex<()>>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Turns {
+    /// Waits for the turn of `key`.
+    pub async fn take(&self, key: &str) -> Turn<'_> {
+        let queue = self
+            .queues
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(key.to_owned())
+            .or_default()
+            .clone();
+        let held = Some(queue.clone().lock_owned().await);
+        Turn {
+            turns: self,
+            key: key.to_owned(),
+            queue,
+            held,
+        }
+    }
+
+    /// How many keys have an attempt in progress or waiting.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.queues.lock().unwrap().len()
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        drop(self.held.take());
+        let mut queues = self
+            .turns
+            .queues
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // The map's handle and this one: nobody else waits, so the key is forgotten.
+        if Arc::strong_count(&self.queue) == 2 {
+            queues.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_takes_turns_and_is_forgotten_when_nobody_waits() {
+        let turns = Turns::default();
+        let first = turns.take("k").await;
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), turns.take("k"));
+        assert!(waiting.await.is_err(), "the second waits for the first");
+        let other = turns.take("other").await;
+        drop(other);
+        drop(first);
+        let again = turns.take("k").await;
+        drop(again);
+        assert_eq!(turns.len(), 0);
+    }
+}
