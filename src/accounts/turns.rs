@@ -21,8 +21,9 @@ pub struct Turn<'a> {
 }
 
 impl Turns {
-    /// Waits for the turn of `key`.
-    pub async fn take(&self, key: &str) -> Turn<'_> {
+    /// Waits for the turn of `key`, for at most `within`: a queue that long (the database is
+    /// slow or gone, and every attempt before this one waits on it) is not waited out.
+    pub async fn take(&self, key: &str, within: std::time::Duration) -> Option<Turn<'_>> {
         let queue = self
             .queues
             .lock()
@@ -30,13 +31,18 @@ impl Turns {
             .entry(key.to_owned())
             .or_default()
             .clone();
-        let held = Some(queue.clone().lock_owned().await);
-        Turn {
+        let mut turn = Turn {
             turns: self,
             key: key.to_owned(),
-            queue,
-            held,
-        }
+            queue: queue.clone(),
+            held: None,
+        };
+        turn.held = Some(
+            tokio::time::timeout(within, queue.lock_owned())
+                .await
+                .ok()?,
+        );
+        Some(turn)
     }
 
     /// How many keys have an attempt in progress or waiting.
@@ -67,14 +73,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_key_takes_turns_and_is_forgotten_when_nobody_waits() {
+        let within = std::time::Duration::from_millis(50);
         let turns = Turns::default();
-        let first = turns.take("k").await;
-        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), turns.take("k"));
-        assert!(waiting.await.is_err(), "the second waits for the first");
-        let other = turns.take("other").await;
+        let first = turns.take("k", within).await.unwrap();
+        assert!(
+            turns.take("k", within).await.is_none(),
+            "the second waits for the first, and gives up"
+        );
+        let other = turns.take("other", within).await.unwrap();
         drop(other);
         drop(first);
-        let again = turns.take("k").await;
+        let again = turns.take("k", within).await.unwrap();
         drop(again);
         assert_eq!(turns.len(), 0);
     }
