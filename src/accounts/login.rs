@@ -195,20 +195,18 @@ impl ThrottleKeys {
 }
 
 /// The turn of an attempt on `keys` (see [`crate::accounts::turns`]), waited for no longer
-/// than half of what the database may take (the attempt then still has its own wait within
-/// the bound a request is answered in): past that, the answer is the database's 503.
+/// than half of what the database may take. Past that the attempt goes on without it, so a
+/// queue never costs a person their answer (a slow or absent database, many sign-ins of one
+/// account behind one address); attempts that waited that long read the failures of those
+/// before them anyway, written by then.
 async fn take_turn<'a>(
     state: &'a AppState,
     keys: &ThrottleKeys,
-) -> Result<crate::accounts::turns::Turn<'a>, CredentialError> {
+) -> Option<crate::accounts::turns::Turn<'a>> {
     state
         .attempt_turns
         .take(&keys.address, state.settings.database_timeout / 2)
         .await
-        .ok_or_else(|| {
-            StoreError::Unavailable("attempts on this login queue behind the database".into())
-                .into()
-        })
 }
 
 /// What one failed password did to the counters.
@@ -420,7 +418,7 @@ pub async fn verify_credentials(
     let rules = state.settings.accounts.clone();
     let keys = ThrottleKeys::new(&state.crypto, &login, attempt.actor.ip_address.as_deref());
     // One attempt of this login from this address at a time, each on the count before it.
-    let _turn = take_turn(state, &keys).await?;
+    let _turn = take_turn(state, &keys).await;
     let (lookup, address_key, login_key) =
         (login.clone(), keys.address.clone(), keys.login.clone());
     let ip = attempt.actor.ip_address.clone();
@@ -658,7 +656,7 @@ pub async fn confirm_password(
     let id = user_id.to_owned();
     let user = state.store.run(move |conn| users::find(conn, &id)).await?;
     let keys = ThrottleKeys::new(&state.crypto, &user.username, actor.ip_address.as_deref());
-    let _turn = take_turn(state, &keys).await?;
+    let _turn = take_turn(state, &keys).await;
     let (address_key, login_key, ip) = (
         keys.address.clone(),
         keys.login.clone(),

@@ -21,8 +21,9 @@ pub struct Turn<'a> {
 }
 
 impl Turns {
-    /// Waits for the turn of `key`, for at most `within`: a queue that long (the database is
-    /// slow or gone, and every attempt before this one waits on it) is not waited out.
+    /// Waits for the turn of `key`, for at most `within` (`None` then): a queue that long
+    /// (the database is slow or gone, and every attempt before this one waits on it) is not
+    /// waited out.
     pub async fn take(&self, key: &str, within: std::time::Duration) -> Option<Turn<'_>> {
         let queue = self
             .queues
