@@ -173,6 +173,7 @@ pub fn second_factor_locked_for(security: &SecurityRow, at: i64) -> Option<i64> 
 const LOCKOUT_REASON: &str = "too many failed attempts";
 
 /// The counters a login is throttled by: its own from this address, and its own from all.
+#[derive(Clone)]
 struct ThrottleKeys {
     address: String,
     login: String,
@@ -517,12 +518,7 @@ pub async fn verify_credentials(
         PasswordUse::Login
     };
     let Some((user, security_row)) = found.account.filter(|_| password_ok && !sprayed_out) else {
-        let (crypto, failed, address) =
-            (state.crypto.clone(), attempt.clone(), keys.address.clone());
-        let keys = ThrottleKeys {
-            address,
-            login: keys.login.clone(),
-        };
+        let (crypto, failed, keys) = (state.crypto.clone(), attempt.clone(), keys.clone());
         let tried = login.clone();
         let counted = state
             .store
@@ -562,10 +558,7 @@ pub async fn verify_credentials(
     // The password was right: whatever refuses the sign-in now, it was no failed password.
     let refuse_right = |info: Value| {
         let (attempt, user_id) = (attempt.clone(), user.id.clone());
-        let keys = ThrottleKeys {
-            address: keys.address.clone(),
-            login: keys.login.clone(),
-        };
+        let keys = keys.clone();
         state.store.write(move |conn| {
             give_back(conn, &keys)?;
             record_refusal(conn, &attempt, Some(&user_id), info)

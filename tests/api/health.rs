@@ -52,16 +52,8 @@ async fn system_health_and_info_have_seed_000_shapes() {
     assert_eq!(health["services"]["database"], "healthy");
     // The uptime is an internal, as on /health/detailed: for `system:read` only.
     assert!(health.get("uptime").is_none(), "{health}");
-    let full: serde_json::Value = app
-        .client
-        .get(app.url("/api/v1/system/health"))
-        .bearer_auth(crate::admin_support::admin_token(&app).await)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin = crate::admin_support::admin_token(&app).await;
+    let full = app.get_json_as("/api/v1/system/health", &admin).await;
     assert!(full["uptime"].is_u64(), "{full}");
     let info = app.get_json("/api/v1/system/info", 200).await;
     assert_eq!(info["name"], "Latchkey");

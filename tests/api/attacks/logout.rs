@@ -67,21 +67,7 @@ async fn a_confirmed_logout_goes_back_to_the_checked_redirect_uri_with_its_state
     assert_eq!(location.path(), "/bye");
     assert_eq!(param(&location, "state").as_deref(), Some("spa-state-1"));
     assert_eq!(app.count("sessions").await, 1);
-    let live: i64 = {
-        use diesel::prelude::*;
-        use latchkey::store::schema::sessions;
-        app.state
-            .store
-            .run(|conn| {
-                Ok(sessions::table
-                    .filter(sessions::revoked_at.is_null())
-                    .count()
-                    .get_result(conn)?)
-            })
-            .await
-            .unwrap()
-    };
-    assert_eq!(live, 0, "the session ended");
+    assert_eq!(live_sessions(&app).await, 0, "the session ended");
 
     // A confirmation form whose redirect URI was changed is not followed anywhere else.
     let browser = Browser::new(&app);

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{PASSWORD, bearer, mails_to, post_json, register, token_of};
 use crate::admin_support::{Api, admin_token};
@@ -232,16 +232,9 @@ async fn f2_a_message_from_older_data_neither_kills_the_worker_nor_blocks_the_ne
         );
     }
     // The workers report healthy, and the metric says none stopped.
-    let detailed: Value = app
-        .client
-        .get(app.url("/health/detailed"))
-        .bearer_auth(admin_token(&app).await)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detailed = app
+        .get_json_as("/health/detailed", &admin_token(&app).await)
+        .await;
     assert_eq!(
         detailed["checks"]["workers"]["status"], "healthy",
         "{detailed}"
